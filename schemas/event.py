@@ -1,0 +1,183 @@
+"""The clickstream event as code: a fast decoder that mirrors ``clickstream_event.schema.json``.
+
+The worker decodes every record with :func:`decode_event`; training's readers build the same
+:class:`Event`. A test checks that this decoder and the JSON Schema accept the same documents.
+
+>>> e = decode_event(b'{"event_id":"e1","user_id":"u1","event_type":"view","timestamp":"2026-01-02T03:04:05Z"}')
+>>> (e.user_id, e.event_type, e.ts_ms)
+('u1', 'view', 1767323045000)
+>>> decode_event(b'{"user_id":"u1"}')
+Traceback (most recent call last):
+...
+schemas.event.EventError: schema: Object missing required field `event_id`
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Final, Literal
+
+import msgspec
+
+EVENT_TYPES: Final[tuple[str, ...]] = (
+    "view",
+    "search",
+    "click",
+    "add_to_cart",
+    "remove_from_cart",
+    "wishlist",
+    "checkout",
+    "purchase",
+    "review",
+    "share",
+)
+_EVENT_TYPE_SET: Final = frozenset(EVENT_TYPES)
+
+MAX_TS_MS: Final = 32_503_680_000_000  # 3000-01-01: anything later is a producer bug, not a time
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+Reason = Literal[
+    "not_json",
+    "not_utf8",
+    "not_object",
+    "schema",
+    "too_large",
+    "bad_timestamp",
+    "unknown_event_type",
+    "empty_key",
+    "key_mismatch",
+    "internal",
+]
+
+_Id = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+_OptStr = Annotated[str, msgspec.Meta(max_length=256)] | None
+
+
+class EventError(ValueError):
+    """A record that is not a valid event; ``reason`` is a bounded code (metric label, DLQ field)."""
+
+    def __init__(self, reason: Reason, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason: Reason = reason
+        self.detail = detail
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True):
+    """A validated event; ``ts_ms`` is epoch milliseconds (UTC) whatever the wire form was."""
+
+    event_id: str
+    user_id: str
+    event_type: str
+    ts_ms: int
+    session_id: str | None = None
+    item_id: str | None = None
+    category_id: str | None = None
+    price: float | None = None
+    quantity: int | None = None
+
+
+class _WireEvent(msgspec.Struct, kw_only=True):
+    # Mirrors the JSON Schema field by field; unknown fields are ignored (forbid_unknown_fields off).
+    event_id: _Id
+    user_id: _Id
+    event_type: str
+    timestamp: int | str
+    session_id: _OptStr = None
+    item_id: _OptStr = None
+    category_id: _OptStr = None
+    price: Annotated[float, msgspec.Meta(ge=0, le=1e9)] | None = None
+    quantity: int | float | None = None
+
+
+_decoder: Final = msgspec.json.Decoder(_WireEvent)
+_encoder: Final = msgspec.json.Encoder()
+
+
+def decode_event(raw: bytes, *, max_bytes: int = 1 << 20) -> Event:
+    """Decode and validate one JSON event, or raise :class:`EventError` with the reason."""
+    if len(raw) > max_bytes:
+        raise EventError("too_large", f"{len(raw)} bytes > limit {max_bytes}")
+    try:
+        wire = _decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        raise EventError(*_classify_validation(raw, str(exc))) from None
+    except msgspec.DecodeError as exc:
+        raise EventError(*_classify_decode(raw, str(exc))) from None
+    if wire.event_type not in _EVENT_TYPE_SET:
+        raise EventError("unknown_event_type", f"event_type {wire.event_type[:64]!r} is not in the vocabulary")
+    return Event(
+        event_id=wire.event_id,
+        user_id=wire.user_id,
+        event_type=wire.event_type,
+        ts_ms=parse_timestamp(wire.timestamp),
+        session_id=wire.session_id,
+        item_id=wire.item_id,
+        category_id=wire.category_id,
+        price=wire.price,
+        quantity=_quantity(wire.quantity),
+    )
+
+
+def parse_timestamp(value: int | str) -> int:
+    """Epoch milliseconds from an RFC 3339 string with offset, or from integer epoch milliseconds."""
+    if isinstance(value, int):
+        if not 0 <= value <= MAX_TS_MS:
+            raise EventError("bad_timestamp", f"epoch milliseconds {value} out of range")
+        return value
+    if not _RFC3339.match(value):
+        raise EventError("bad_timestamp", f"{value[:64]!r} is not RFC 3339 with an offset")
+    try:
+        parsed = datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
+    except ValueError as exc:
+        raise EventError("bad_timestamp", f"{value[:64]!r}: {exc}") from None
+    return int(parsed.timestamp() * 1000)
+
+
+def format_timestamp(ts_ms: int) -> str:
+    """RFC 3339 in UTC with milliseconds, e.g. ``2026-01-02T03:04:05.000Z``."""
+    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"
+    )
+
+
+def encode_event(event: Event) -> bytes:
+    """The wire form (timestamp as epoch milliseconds; absent optional fields left out)."""
+    doc: dict[str, object] = {
+        "event_id": event.event_id,
+        "user_id": event.user_id,
+        "event_type": event.event_type,
+        "timestamp": event.ts_ms,
+    }
+    for name in ("session_id", "item_id", "category_id", "price", "quantity"):
+        value = getattr(event, name)
+        if value is not None:
+            doc[name] = value
+    return _encoder.encode(doc)
+
+
+def _quantity(value: int | float | None) -> int | None:
+    # JSON Schema counts 2.0 as an integer, so the decoder does too.
+    if value is None:
+        return None
+    if isinstance(value, float) and not value.is_integer():
+        raise EventError("schema", f"Expected `int`, got a fraction - at `$.quantity` ({value})")
+    if not 0 <= value <= 1_000_000:
+        raise EventError("schema", f"quantity {value} out of range [0, 1000000] - at `$.quantity`")
+    return int(value)
+
+
+def _classify_validation(raw: bytes, message: str) -> tuple[Reason, str]:
+    if "Expected `object`" in message and "at `$" not in message:
+        return "not_object", message
+    if "`$.timestamp`" in message:
+        return "bad_timestamp", message
+    return "schema", message
+
+
+def _classify_decode(raw: bytes, message: str) -> tuple[Reason, str]:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return "not_utf8", f"invalid UTF-8 at byte {exc.start}"
+    return "not_json", message
