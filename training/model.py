@@ -1,0 +1,160 @@
+"""The CNN+RNN scorer: causal Conv1d over feature rows -> GRU -> propensity and churn heads.
+
+Imports torch only. The same weights serve three forms, which are exported as three ONNX graphs:
+
+- :meth:`ClickModel.forward` (sequence form): ``x (B, T, F)``, ``elapsed (B, T)`` -> two ``(B, T)``;
+- :meth:`ClickModel.step` (step form): one event per user plus its state, for the streaming worker;
+- :meth:`ClickModel.churn` (churn head alone): re-score a silent user from its stored hidden state.
+
+Because the convolution is causal (left padding K-1) and the GRU runs forward, stepping event by
+event with a zero initial state gives exactly the sequence form's outputs (invariant 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of the network; written into the manifest's ``architecture``."""
+
+    feature_dim: int = 32
+    conv_channels: int = 32
+    kernel_size: int = 3
+    hidden_size: int = 64
+    num_layers: int = 1
+    churn_hidden: int = 32
+    dropout: float = 0.0
+
+    def to_dict(self) -> dict[str, float | int | str]:
+        """Plain dict (for JSON), with the cell type spelled out."""
+        return {"cell": "gru", **asdict(self)}
+
+
+def elapsed_transform(elapsed: torch.Tensor) -> torch.Tensor:
+    """Seconds since the user's last event -> the churn head's input, ``log1p(elapsed / 60)``."""
+    # Clamp: a clock skew must never give log1p of a negative number (NaN in the worker).
+    return torch.log1p(torch.clamp(elapsed, min=0.0) / 60.0)
+
+
+class ClickModel(nn.Module):
+    """Two-headed causal CNN+GRU over a user's feature rows."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        if config.kernel_size < 2:
+            raise ValueError("kernel_size must be >= 2 (the conv state holds K-1 rows)")
+        self.config = config
+        self.conv = nn.Conv1d(config.feature_dim, config.conv_channels, config.kernel_size)
+        self.rnn = nn.GRU(
+            config.conv_channels,
+            config.hidden_size,
+            num_layers=config.num_layers,
+            batch_first=True,
+            dropout=config.dropout if config.num_layers > 1 else 0.0,
+        )
+        self.drop = nn.Dropout(config.dropout)
+        self.propensity_head = nn.Linear(config.hidden_size, 1)
+        self.churn_mlp = nn.Sequential(
+            nn.Linear(config.hidden_size + 1, config.churn_hidden),
+            nn.ReLU(),
+            nn.Linear(config.churn_hidden, 1),
+        )
+
+    # -- heads ---------------------------------------------------------------------------
+    def propensity_logit(self, h: torch.Tensor) -> torch.Tensor:
+        """Top-layer hidden ``(..., H)`` -> propensity logit ``(...)``."""
+        return self.propensity_head(self.drop(h)).squeeze(-1)
+
+    def churn_logit(self, h: torch.Tensor, elapsed: torch.Tensor) -> torch.Tensor:
+        """Top-layer hidden ``(..., H)`` and elapsed seconds ``(...)`` -> churn logit ``(...)``."""
+        z = torch.cat(
+            [self.drop(h), elapsed_transform(elapsed).unsqueeze(-1)], dim=-1
+        )  # (..., H+1)
+        return self.churn_mlp(z).squeeze(-1)
+
+    # -- sequence form ---------------------------------------------------------------------
+    def hidden_sequence(self, x: torch.Tensor) -> torch.Tensor:
+        """Feature rows ``(B, T, F)`` -> top-layer hidden state at every step ``(B, T, H)``."""
+        k = self.config.kernel_size
+        xt = x.transpose(1, 2)  # (B, F, T)
+        xt = nn.functional.pad(xt, (k - 1, 0))  # (B, F, T+K-1): causal, left padding only
+        c = torch.relu(self.conv(xt)).transpose(1, 2)  # (B, T, C)
+        out, _ = self.rnn(c)  # (B, T, H)
+        return out
+
+    def logits(self, x: torch.Tensor, elapsed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sequence-form logits ``(B, T)`` each; training uses these (BCE-with-logits is stable)."""
+        h = self.hidden_sequence(x)  # (B, T, H)
+        return self.propensity_logit(h), self.churn_logit(h, elapsed)
+
+    def forward(self, x: torch.Tensor, elapsed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sequence form: ``x (B, T, F)``, ``elapsed (B, T)`` -> ``p_purchase, p_churn (B, T)``."""
+        lp, lc = self.logits(x, elapsed)
+        return torch.sigmoid(lp), torch.sigmoid(lc)
+
+    # -- step form -------------------------------------------------------------------------
+    def step(
+        self,
+        x: torch.Tensor,
+        elapsed: torch.Tensor,
+        conv_state: torch.Tensor,
+        h_state: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One event per user: ``x (B, F)``, ``elapsed (B)``, ``conv_state (B, K-1, F)``,
+        ``h_state (B, L, H)`` -> ``p_purchase (B)``, ``p_churn (B)``, new conv and hidden states."""
+        window = torch.cat([conv_state, x.unsqueeze(1)], dim=1)  # (B, K, F)
+        c = torch.relu(self.conv(window.transpose(1, 2)))  # (B, C, 1)
+        h0 = h_state.transpose(0, 1).contiguous()  # (L, B, H): GRU's own layout
+        out, h1 = self.rnn(c.transpose(1, 2), h0)  # out (B, 1, H), h1 (L, B, H)
+        top = out[:, 0, :]  # (B, H)
+        p_purchase = torch.sigmoid(self.propensity_logit(top))  # (B,)
+        p_churn = torch.sigmoid(self.churn_logit(top, elapsed))  # (B,)
+        return p_purchase, p_churn, window[:, 1:, :], h1.transpose(0, 1)
+
+    def churn(self, h_state: torch.Tensor, elapsed: torch.Tensor) -> torch.Tensor:
+        """Churn head alone: ``h_state (B, L, H)``, ``elapsed (B)`` -> ``p_churn (B)``."""
+        top = h_state[:, -1, :]  # (B, H): the last layer's state is the top-layer output
+        return torch.sigmoid(self.churn_logit(top, elapsed))
+
+    def initial_state(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A fresh user's state: zeros ``(B, K-1, F)`` and ``(B, L, H)``."""
+        cfg = self.config
+        return (
+            torch.zeros(batch, cfg.kernel_size - 1, cfg.feature_dim),
+            torch.zeros(batch, cfg.num_layers, cfg.hidden_size),
+        )
+
+
+class StepGraph(nn.Module):
+    """Wrapper whose ``forward`` is the step form, for ONNX export."""
+
+    def __init__(self, model: ClickModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        elapsed: torch.Tensor,
+        conv_state: torch.Tensor,
+        h_state: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """See :meth:`ClickModel.step`."""
+        return self.model.step(x, elapsed, conv_state, h_state)
+
+
+class ChurnHeadGraph(nn.Module):
+    """Wrapper whose ``forward`` is the churn head alone, for ONNX export."""
+
+    def __init__(self, model: ClickModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, h_state: torch.Tensor, elapsed: torch.Tensor) -> torch.Tensor:
+        """See :meth:`ClickModel.churn`."""
+        return self.model.churn(h_state, elapsed)
