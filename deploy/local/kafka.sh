@@ -1,0 +1,482 @@
+#!/usr/bin/env bash
+# A local Apache Kafka (KRaft) built from Maven Central jars: no Docker, no tarball.
+# See --help for usage; docs/contracts.md for the command's contract.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$HERE/pom.xml")
+CACHE=${CLICKSCORE_CACHE:-$HOME/.cache/clickscore}
+LIBS=$CACHE/kafka-$KAFKA_VERSION/libs
+START_TIMEOUT=${CLICKSCORE_KAFKA_START_TIMEOUT:-120}
+STOP_TIMEOUT=30
+# The JVM flags of Kafka's own start scripts.
+JVM_FLAGS=(-XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35
+  -XX:+ExplicitGCInvokesConcurrent -XX:MaxInlineLevel=15 -Djava.awt.headless=true)
+
+usage() {
+  cat <<EOF
+Usage: deploy/local/kafka.sh COMMAND [OPTIONS]
+
+Runs Apache Kafka $KAFKA_VERSION (KRaft) on 127.0.0.1 from jars fetched once from Maven Central.
+
+Commands:
+  start   [--brokers 1|3] [--dir DIR]  format (first time) and start; prints KAFKA_BOOTSTRAP=... last.
+                                       1: one combined broker+controller node (node 1).
+                                       3: controller-only node 0 + brokers 1..3, replication 3,
+                                          min.insync.replicas=2, a killed broker is fenced in ~6 s.
+                                       Already running in DIR: says so on stderr, prints the
+                                       bootstrap line and exits 0. A stopped DIR is resumed with
+                                       its data and ports (rm -rf DIR for a fresh one).
+  stop    [--dir DIR]                  SIGTERM, wait <= ${STOP_TIMEOUT} s, SIGKILL; brokers before the controller.
+  status  [--dir DIR]                  one line per node; exit 0 when every node runs, 1 otherwise.
+  kill    --node N [--dir DIR]         SIGKILL node N (a fault test's broker crash).
+  restart --node N [--dir DIR]         (stop and) start node N again, same properties, no reformat;
+                                       waits until the cluster lists all its brokers again.
+  fetch                                only fetch the jars into the cache.
+
+Options and environment:
+  --dir DIR                        state dir (default: \$repo/var/kafka)
+  CLICKSCORE_CACHE                 jar cache root (default: \$HOME/.cache/clickscore); jars in
+                                   \$CLICKSCORE_CACHE/kafka-$KAFKA_VERSION/libs
+  CLICKSCORE_KAFKA_PORT            pin the client port (brokers of a cluster take PORT..PORT+2)
+  CLICKSCORE_KAFKA_CONTROLLER_PORT pin the controller port
+  CLICKSCORE_KAFKA_START_TIMEOUT   seconds to wait for readiness (default 120)
+
+Logs: DIR/node-N/node.log (WARN, plus the "Kafka Server started" line), DIR/node-N/console.out.
+EOF
+}
+
+die() {
+  echo "kafka.sh: $*" >&2
+  exit 1
+}
+
+say() {
+  echo "kafka.sh: $*" >&2
+}
+
+# ---------------------------------------------------------------- jars
+
+fetch_jars() {
+  # Fetch once, into a temporary dir renamed into place, under a lock: parallel callers share one download.
+  [[ -f $LIBS/.complete ]] && return 0
+  command -v mvn >/dev/null ||
+    die "no cached Kafka jars in $LIBS and 'mvn' is not installed (apt-get install -y maven, or set CLICKSCORE_CACHE)"
+  mkdir -p "$CACHE"
+  exec 9>"$CACHE/kafka-$KAFKA_VERSION.lock"
+  flock 9
+  if [[ ! -f $LIBS/.complete ]]; then
+    say "fetching Kafka $KAFKA_VERSION jars from Maven Central into $LIBS"
+    local tmp
+    tmp=$(mktemp -d "$CACHE/kafka-$KAFKA_VERSION.tmp.XXXXXX")
+    if ! mvn -q -B -f "$HERE/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
+      -DoutputDirectory="$tmp/libs" >"$tmp/mvn.log" 2>&1; then
+      tail -n 20 "$tmp/mvn.log" >&2
+      rm -rf "$tmp"
+      die "mvn could not fetch the Kafka jars (log above)"
+    fi
+    touch "$tmp/libs/.complete"
+    rm -rf "$LIBS"
+    mkdir -p "$(dirname "$LIBS")"
+    mv "$tmp/libs" "$LIBS"
+    rm -rf "$tmp"
+  fi
+  flock -u 9
+}
+
+# ---------------------------------------------------------------- processes and ports
+
+node_pid() {
+  # The pid of node $1 if it is alive and really that node (a recycled pid or a zombie is not).
+  local pidfile=$DIR/node-$1/pid pid state
+  [[ -f $pidfile ]] || return 1
+  pid=$(<"$pidfile")
+  [[ -r /proc/$pid/cmdline ]] || return 1
+  state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 1
+  [[ $state != Z ]] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$DIR/node-$1/server.properties" || return 1
+  echo "$pid"
+}
+
+port_open() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+port_free() {
+  # Bindable with SO_REUSEADDR, as Kafka binds: a TIME_WAIT socket from a stopped node does not count.
+  python3 - "$1" <<'EOF' 2>/dev/null
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+EOF
+}
+
+free_ports() {
+  # $1 distinct free ports, held open together so they cannot repeat.
+  python3 - "$1" <<'EOF'
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+EOF
+}
+
+probe_python() {
+  # A Python that has confluent-kafka, for a metadata probe; empty when none (port polling only).
+  local py
+  for py in "${CLICKSCORE_PYTHON:-}" "$ROOT/.venv/bin/python" python3; do
+    [[ -n $py ]] && command -v "$py" >/dev/null && "$py" -c 'import confluent_kafka' 2>/dev/null &&
+      echo "$py" && return 0
+  done
+  return 0
+}
+
+metadata_lists() {
+  # True when a metadata request to $1 lists at least $2 brokers.
+  [[ -z $PROBE_PY ]] && return 0
+  "$PROBE_PY" - "$1" "$2" <<'EOF' 2>/dev/null
+import sys
+from confluent_kafka.admin import AdminClient
+admin = AdminClient({"bootstrap.servers": sys.argv[1], "log_level": 0})
+sys.exit(0 if len(admin.list_topics(timeout=5).brokers) >= int(sys.argv[2]) else 1)
+EOF
+}
+
+# ---------------------------------------------------------------- configuration
+
+write_properties() {
+  # write_properties NODE ROLES CLIENT_PORT(empty for controller-only)
+  local node=$1 roles=$2 port=$3 file=$DIR/node-$1/server.properties
+  mkdir -p "$DIR/node-$node/data"
+  {
+    echo "process.roles=$roles"
+    echo "node.id=$node"
+    echo "controller.quorum.voters=$VOTER"
+    echo "controller.listener.names=CONTROLLER"
+    echo "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    echo "log.dirs=$DIR/node-$node/data"
+    echo "num.partitions=1"
+    echo "group.initial.rebalance.delay.ms=0"
+    # The default dedupe buffer takes 128 MiB of heap at start.
+    echo "log.cleaner.dedupe.buffer.size=2097152"
+    case $roles in
+      broker,controller)
+        echo "listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$CONTROLLER_PORT"
+        ;;
+      controller)
+        echo "listeners=CONTROLLER://127.0.0.1:$CONTROLLER_PORT"
+        ;;
+      broker)
+        echo "listeners=PLAINTEXT://127.0.0.1:$port"
+        ;;
+    esac
+    if [[ $roles == *broker* ]]; then
+      echo "advertised.listeners=PLAINTEXT://127.0.0.1:$port"
+      echo "inter.broker.listener.name=PLAINTEXT"
+      echo "auto.create.topics.enable=true"
+      if [[ $BROKERS == 1 ]]; then
+        echo "default.replication.factor=1"
+        echo "min.insync.replicas=1"
+        echo "offsets.topic.replication.factor=1"
+        echo "transaction.state.log.replication.factor=1"
+        echo "transaction.state.log.min.isr=1"
+        echo "share.coordinator.state.topic.replication.factor=1"
+        echo "share.coordinator.state.topic.min.isr=1"
+      else
+        echo "default.replication.factor=3"
+        echo "min.insync.replicas=2"
+        echo "offsets.topic.replication.factor=3"
+        echo "transaction.state.log.replication.factor=3"
+        echo "transaction.state.log.min.isr=2"
+        echo "share.coordinator.state.topic.replication.factor=3"
+        echo "share.coordinator.state.topic.min.isr=2"
+        # A killed broker is fenced (and its partitions led elsewhere) after a few seconds.
+        echo "broker.heartbeat.interval.ms=1000"
+        echo "broker.session.timeout.ms=6000"
+      fi
+    fi
+  } >"$file"
+  echo "$port" >"$DIR/node-$node/port"
+}
+
+configure() {
+  # Pick ports, write every node's properties and format its storage with one new cluster id.
+  local n_ports ports pinned=${CLICKSCORE_KAFKA_PORT:-} cpinned=${CLICKSCORE_KAFKA_CONTROLLER_PORT:-}
+  local -a client
+  n_ports=$((BROKERS + 1))
+  read -r -a ports <<<"$(free_ports "$n_ports")"
+  CONTROLLER_PORT=${cpinned:-${ports[0]}}
+  if [[ -n $pinned ]]; then
+    for i in $(seq 0 $((BROKERS - 1))); do client+=($((pinned + i))); done
+  else
+    client=("${ports[@]:1}")
+  fi
+  [[ -z $cpinned ]] || port_free "$cpinned" ||
+    die "port $cpinned (CLICKSCORE_KAFKA_CONTROLLER_PORT) is in use"
+  for p in "${client[@]}"; do
+    [[ -z $pinned ]] || port_free "$p" || die "port $p (from CLICKSCORE_KAFKA_PORT=$pinned) is in use"
+  done
+
+  CLUSTER_ID=-
+  while [[ $CLUSTER_ID == -* ]]; do
+    CLUSTER_ID=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+  done
+  if [[ $BROKERS == 1 ]]; then
+    NODES="1" BROKER_NODES="1"
+    VOTER="1@127.0.0.1:$CONTROLLER_PORT"
+    write_properties 1 broker,controller "${client[0]}"
+    echo 512m >"$DIR/node-1/heap"
+  else
+    NODES="1 2 3 0" BROKER_NODES="1 2 3"
+    VOTER="0@127.0.0.1:$CONTROLLER_PORT"
+    write_properties 0 controller "$CONTROLLER_PORT"
+    echo 256m >"$DIR/node-0/heap"
+    for i in 1 2 3; do
+      write_properties "$i" broker "${client[$((i - 1))]}"
+      echo 384m >"$DIR/node-$i/heap"
+    done
+  fi
+  local bootstrap="" node
+  for node in $BROKER_NODES; do bootstrap+="${bootstrap:+,}127.0.0.1:$(<"$DIR/node-$node/port")"; done
+  echo "$bootstrap" >"$DIR/bootstrap"
+
+  local -a pids=()
+  for node in $NODES; do
+    java -cp "$LIBS/*" -Dlog4j2.configurationFile="$HERE/log4j2.properties" \
+      -Dclickscore.log.file="$DIR/node-$node/node.log" \
+      kafka.tools.StorageTool format -t "$CLUSTER_ID" -c "$DIR/node-$node/server.properties" \
+      >"$DIR/node-$node/format.out" 2>&1 &
+    pids+=($!)
+  done
+  for i in "${!pids[@]}"; do
+    wait "${pids[$i]}" || { cat "$DIR"/node-*/format.out >&2; die "formatting storage failed"; }
+  done
+  # Written last: a dir with cluster.env is a formatted, startable cluster.
+  printf 'BROKERS=%s\nNODES="%s"\nBROKER_NODES="%s"\nCLUSTER_ID=%s\n' \
+    "$BROKERS" "$NODES" "$BROKER_NODES" "$CLUSTER_ID" >"$DIR/cluster.env"
+}
+
+# ---------------------------------------------------------------- node lifecycle
+
+launch_node() {
+  local node=$1 heap
+  heap=$(<"$DIR/node-$node/heap")
+  echo "=== start $(date -u +%FT%TZ)" >>"$DIR/node-$node/console.out"
+  nohup java "-Xmx$heap" "-Xms64m" "${JVM_FLAGS[@]}" -cp "$LIBS/*" \
+    -Dlog4j2.configurationFile="$HERE/log4j2.properties" \
+    -Dclickscore.log.file="$DIR/node-$node/node.log" \
+    kafka.Kafka "$DIR/node-$node/server.properties" \
+    </dev/null >>"$DIR/node-$node/console.out" 2>&1 8>&- 9>&- &
+  # (fds 8 and 9 hold kafka.sh's locks; the broker must not keep them.)
+  echo $! >"$DIR/node-$node/pid"
+}
+
+wait_ready() {
+  # Wait until every node in $1 has its port open and the brokers' metadata lists all of them.
+  local nodes=$1 deadline=$((SECONDS + START_TIMEOUT)) node port pending
+  while :; do
+    pending=""
+    for node in $nodes; do
+      node_pid "$node" >/dev/null || die_node "$node"
+      port=$(<"$DIR/node-$node/port")
+      port_open "$port" || pending+=" $node"
+    done
+    if [[ -z $pending ]] && metadata_lists "$(<"$DIR/bootstrap")" "$(wc -w <<<"$BROKER_NODES")"; then
+      return 0
+    fi
+    ((SECONDS < deadline)) || die "not ready after ${START_TIMEOUT} s (waiting for node(s)${pending:- metadata}); see $DIR/node-*/node.log"
+    sleep 0.3
+  done
+}
+
+die_node() {
+  local node=$1
+  say "node $node exited during start; last lines of its logs:"
+  tail -n 15 "$DIR/node-$node/node.log" >&2 2>/dev/null || true
+  tail -n 15 "$DIR/node-$node/console.out" >&2 2>/dev/null || true
+  # A failed start leaves nothing running; a failed restart leaves the other nodes alone.
+  [[ $CMD != start ]] || stop_nodes "$NODES" >/dev/null 2>&1 || true
+  die "node $node of $DIR died during start (see $DIR/node-$node/node.log)"
+}
+
+stop_nodes() {
+  # SIGTERM the given nodes together, wait up to STOP_TIMEOUT, then SIGKILL; wait for their ports to close.
+  local nodes=$1 node pid deadline=$((SECONDS + STOP_TIMEOUT))
+  for node in $nodes; do
+    pid=$(node_pid "$node") && kill -TERM "$pid" 2>/dev/null || true
+  done
+  for node in $nodes; do
+    while pid=$(node_pid "$node"); do
+      if ((SECONDS >= deadline)); then
+        say "node $node did not stop within ${STOP_TIMEOUT} s; SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+      fi
+      sleep 0.2
+    done
+    rm -f "$DIR/node-$node/pid"
+  done
+  for node in $nodes; do
+    local port
+    port=$(<"$DIR/node-$node/port")
+    deadline=$((SECONDS + 10))
+    while port_open "$port"; do
+      ((SECONDS < deadline)) || die "port $port of node $node is still open after stop"
+      sleep 0.2
+    done
+  done
+}
+
+# ---------------------------------------------------------------- commands
+
+load_env() {
+  [[ -f $DIR/cluster.env ]] || die "no Kafka set up in $DIR (run: kafka.sh start --dir $DIR)"
+  # shellcheck disable=SC1091
+  source "$DIR/cluster.env"
+}
+
+cmd_start() {
+  command -v java >/dev/null || die "'java' not found on PATH (apt-get install -y openjdk-17-jre-headless)"
+  command -v python3 >/dev/null || die "'python3' not found on PATH (used to pick free ports)"
+  fetch_jars
+  mkdir -p "$DIR"
+  exec 8>"$DIR/.lock"
+  flock -n 8 || die "another kafka.sh is working on $DIR"
+  PROBE_PY=$(probe_python)
+  local started=$SECONDS node running="" down=""
+  if [[ -f $DIR/cluster.env ]]; then
+    local want=$BROKERS
+    load_env
+    [[ -z $want || $want == "$BROKERS" ]] ||
+      die "$DIR holds a $BROKERS-broker setup, not $want (use another --dir, or stop and rm -rf it)"
+    for node in $NODES; do
+      if node_pid "$node" >/dev/null; then running+=" $node"; else down+=" $node"; fi
+    done
+    if [[ -z $down ]]; then
+      say "already running in $DIR (nodes$running); not starting another"
+      echo "KAFKA_BOOTSTRAP=$(<"$DIR/bootstrap")"
+      return 0
+    fi
+    [[ -z $running ]] ||
+      die "$DIR is partly running (down:$down); use 'restart --node N' or 'stop' first"
+    for node in $NODES; do
+      port_free "$(<"$DIR/node-$node/port")" ||
+        die "port $(<"$DIR/node-$node/port") of node $node (kept in $DIR) is in use; stop its user or rm -rf $DIR"
+    done
+    say "resuming the stopped $BROKERS-broker setup in $DIR"
+  else
+    BROKERS=${BROKERS:-1}
+    rm -rf "${DIR:?}"/node-* "$DIR/bootstrap"
+    configure
+  fi
+  # The controller (node 0 of a cluster) first: brokers register with it.
+  if [[ $BROKERS == 3 ]]; then
+    launch_node 0
+    wait_ready_port 0
+  fi
+  for node in $BROKER_NODES; do launch_node "$node"; done
+  wait_ready "$NODES"
+  say "started $BROKERS broker(s) in $((SECONDS - started)) s (state in $DIR)"
+  echo "KAFKA_BOOTSTRAP=$(<"$DIR/bootstrap")"
+}
+
+wait_ready_port() {
+  local node=$1 deadline=$((SECONDS + START_TIMEOUT))
+  until port_open "$(<"$DIR/node-$node/port")"; do
+    node_pid "$node" >/dev/null || die_node "$node"
+    ((SECONDS < deadline)) || die "node $node: port not open after ${START_TIMEOUT} s"
+    sleep 0.2
+  done
+}
+
+cmd_stop() {
+  if [[ ! -f $DIR/cluster.env ]]; then
+    say "nothing set up in $DIR; nothing to stop"
+    return 0
+  fi
+  load_env
+  stop_nodes "$BROKER_NODES"
+  [[ $BROKERS == 1 ]] || stop_nodes 0
+  say "stopped (state kept in $DIR)"
+}
+
+cmd_status() {
+  load_env
+  local node pid all=0 roles
+  for node in $NODES; do
+    roles=$(sed -n 's/^process.roles=//p' "$DIR/node-$node/server.properties")
+    if pid=$(node_pid "$node"); then
+      echo "node $node ($roles) running pid $pid port $(<"$DIR/node-$node/port")"
+    else
+      echo "node $node ($roles) stopped port $(<"$DIR/node-$node/port")"
+      all=1
+    fi
+  done
+  echo "KAFKA_BOOTSTRAP=$(<"$DIR/bootstrap")"
+  return $all
+}
+
+check_node() {
+  [[ -n $NODE ]] || die "--node N is required"
+  [[ " $NODES " == *" $NODE "* ]] || die "no node $NODE in $DIR (nodes: $NODES)"
+}
+
+cmd_kill() {
+  load_env
+  check_node
+  local pid
+  pid=$(node_pid "$NODE") || die "node $NODE is not running"
+  kill -KILL "$pid"
+  while node_pid "$NODE" >/dev/null; do sleep 0.1; done
+  rm -f "$DIR/node-$NODE/pid"
+  say "node $NODE (pid $pid) killed"
+}
+
+cmd_restart() {
+  load_env
+  check_node
+  PROBE_PY=$(probe_python)
+  local started=$SECONDS
+  node_pid "$NODE" >/dev/null && stop_nodes "$NODE"
+  port_free "$(<"$DIR/node-$NODE/port")" || die "port $(<"$DIR/node-$NODE/port") of node $NODE is in use"
+  launch_node "$NODE"
+  wait_ready "$NODE"
+  say "node $NODE back in $((SECONDS - started)) s"
+}
+
+main() {
+  local cmd=${1:-}
+  [[ -n $cmd ]] || {
+    usage >&2
+    exit 2
+  }
+  shift
+  DIR=$ROOT/var/kafka BROKERS="" NODE=""
+  while (($#)); do
+    case $1 in
+      --dir) DIR=${2:?--dir needs a value}; shift 2 ;;
+      --brokers) BROKERS=${2:?--brokers needs a value}; shift 2 ;;
+      --node) NODE=${2:?--node needs a value}; shift 2 ;;
+      -h | --help) usage; exit 0 ;;
+      *) die "unknown option '$1' (see --help)" ;;
+    esac
+  done
+  [[ -z $BROKERS || $BROKERS == 1 || $BROKERS == 3 ]] || die "--brokers must be 1 or 3, not '$BROKERS'"
+  mkdir -p "$(dirname "$DIR")"
+  DIR=$(cd "$(dirname "$DIR")" && pwd)/$(basename "$DIR")
+  CMD=$cmd
+  case $cmd in
+    start) cmd_start ;;
+    stop) cmd_stop ;;
+    status) cmd_status ;;
+    kill) cmd_kill ;;
+    restart) cmd_restart ;;
+    fetch) fetch_jars && echo "$LIBS" ;;
+    -h | --help | help) usage ;;
+    *) die "unknown command '$cmd' (see --help)" ;;
+  esac
+}
+
+main "$@"
