@@ -294,9 +294,11 @@ wait_ready() {
 
 die_node() {
   local node=$1
-  say "node $node exited during start; last lines of its logs:"
-  tail -n 15 "$DIR/node-$node/node.log" >&2 2>/dev/null || true
-  tail -n 15 "$DIR/node-$node/console.out" >&2 2>/dev/null || true
+  say "node $node exited during start; the errors and last lines of its logs:"
+  # The exception's message sits above its stack trace, so show error lines before the tail.
+  grep -E -A1 '(ERROR|FATAL) ' "$DIR/node-$node/node.log" 2>/dev/null | tail -n 6 >&2 || true
+  tail -n 8 "$DIR/node-$node/node.log" >&2 2>/dev/null || true
+  tail -n 5 "$DIR/node-$node/console.out" >&2 2>/dev/null || true
   # A failed start leaves nothing running; a failed restart leaves the other nodes alone.
   [[ $CMD != start ]] || stop_nodes "$NODES" >/dev/null 2>&1 || true
   die "node $node of $DIR died during start (see $DIR/node-$node/node.log)"
