@@ -1,4 +1,4 @@
-"""promtool accepts our scrape config and rules, every rule's unit tests pass, every alert is covered.
+"""promtool accepts our scrape config and rules, their unit tests pass, every alert is covered.
 
 Real promtool (Debian's prometheus package, installed by ``make setup``); a missing promtool fails.
 """
