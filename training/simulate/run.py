@@ -6,81 +6,65 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from typing import Final
 
 from tqdm import tqdm
 
 from schemas.event import Event
-from training.simulate.sessions import plan_sessions, user_steps
-from training.simulate.user import Needs, Person, Step, visits
+from training.simulate.people import Needs, People, Visits
+from training.simulate.sessions import Step, plan_sessions, play
 from training.simulate.world import DAY_MS, Catalog, SimConfig, rng_for
 
-# (ts_ms, user_id, event_type, session_id, item_id, category_id, price, quantity)
-Row = tuple[int, str, str, str, str | None, str | None, float | None, int | None]
+BLOCK_USERS: Final = 1000  # users simulated together (numpy pays per call, not per element)
 
 
 def simulate(config: SimConfig, *, progress: bool = False) -> list[Event]:
     """Events of ``config.users`` users sorted by ``ts_ms``; ids ``sim-<seed>-<n>`` in order."""
     catalog = Catalog.build(config.items, config.categories, rng_for(config.seed, 0))
-    rows: list[Row] = []
-    for user in tqdm(range(config.users), desc="simulate", unit="user", disable=not progress):
-        rows.extend(_user_rows(config, catalog, user))
-    rows.sort(key=_time)  # stable: equal times keep user order, then the user's own order
-    prefix = f"sim-{config.seed}-"
+    steps: list[Step] = []
+    with tqdm(total=config.users, desc="simulate", unit="user", disable=not progress) as bar:
+        for first in range(0, config.users, BLOCK_USERS):
+            users = min(BLOCK_USERS, config.users - first)
+            steps.extend(_block(config, catalog, first, users))
+            bar.update(users)
+    steps.sort(key=_time)  # stable: equal times keep user order, then the user's own order
+    return _events(config, catalog, steps)
+
+
+def _block(config: SimConfig, catalog: Catalog, first: int, users: int) -> list[Step]:
+    """Events of users ``first .. first + users - 1``, in (user, time) order."""
+    rng = rng_for(config.seed, 1, first // BLOCK_USERS)
+    people = People.draw(rng, users, config, catalog)
+    needs = Needs.draw(rng, people, catalog)
+    visits = Visits.draw(rng, people, needs, config.start_ms)
+    steps = play(plan_sessions(rng, people, needs, visits, catalog), visits, first)
+    end = float(config.days)
+    return [step for step in steps if step[0] < end]
+
+
+def _events(config: SimConfig, catalog: Catalog, steps: list[Step]) -> list[Event]:
+    prefix, start = f"sim-{config.seed}-", config.start_ms
+    item_ids, category_ids, prices = catalog.item_ids, catalog.category_ids, catalog.prices
+    item_category = catalog.item_category.tolist()
+    user_ids = [f"u{user:06d}" for user in range(config.users)]
     return [
         Event(
-            event_id=f"{prefix}{n}",
-            user_id=user_id,
+            event_id=prefix + str(n),
+            user_id=user_ids[user],
             event_type=kind,
-            ts_ms=ts_ms,
-            session_id=session_id,
-            item_id=item_id,
-            category_id=category_id,
-            price=price,
+            ts_ms=start + round(t * DAY_MS),
+            session_id=session,
+            item_id=item_ids[item] if item >= 0 else None,
+            category_id=category_ids[item_category[item] if item >= 0 else category],
+            price=prices[item] if item >= 0 else None,
             quantity=quantity,
         )
-        for n, (
-            ts_ms,
-            user_id,
-            kind,
-            session_id,
-            item_id,
-            category_id,
-            price,
-            quantity,
-        ) in enumerate(rows)
+        for n, (t, kind, user, session, item, category, quantity) in enumerate(steps)
     ]
 
 
-def _user_rows(config: SimConfig, catalog: Catalog, user: int) -> list[Row]:
-    """One user's events as rows; the user's random stream depends only on (seed, user)."""
-    rng = rng_for(config.seed, 1, user)
-    person = Person.draw(rng, config, catalog)
-    needs = Needs.draw(rng, person, catalog)
-    times, owner = visits(rng, person, needs, config.start_ms)
-    plan = plan_sessions(rng, person, needs, catalog, times, owner)
-    steps = user_steps(plan, times.tolist(), owner.tolist(), needs.start.size)
-    user_id = f"u{user:06d}"
-    return [_row(config, catalog, user_id, step) for step in steps if step[0] < config.days]
-
-
-def _row(config: SimConfig, catalog: Catalog, user_id: str, step: Step) -> Row:
-    t, kind, session, item, category, quantity = step
-    if item >= 0:
-        category = int(catalog.item_category[item])
-    return (
-        config.start_ms + round(t * DAY_MS),
-        user_id,
-        kind,
-        f"{user_id}-s{session}",
-        catalog.item_ids[item] if item >= 0 else None,
-        catalog.category_ids[category] if category >= 0 else None,
-        catalog.prices[item] if item >= 0 else None,
-        quantity,
-    )
-
-
-def _time(row: Row) -> int:
-    return row[0]
+def _time(step: Step) -> float:
+    return step[0]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -51,7 +51,7 @@ def rng_for(seed: int, *key: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
 
 
-def rhythm(t_days: np.ndarray, start_ms: int, shift_hours: float) -> np.ndarray:
+def rhythm(t_days: np.ndarray, start_ms: int, shift_hours: float | np.ndarray) -> np.ndarray:
     """Relative visit rate at each time (days since start), for a user whose day is shifted."""
     absolute = start_ms / DAY_MS + t_days
     hour = np.floor((absolute % 1.0) * 24.0 + shift_hours).astype(np.int64) % 24
