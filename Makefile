@@ -1,0 +1,40 @@
+# The project's commands (docs/contracts.md, "Commands"). `make test` is what CI runs (.ci/run).
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PY := .venv/bin/python
+KAFKA := deploy/local/kafka.sh
+# gpu tests fail (never skip) without a CUDA device, so they are selected only where one exists.
+PYTEST_MARKERS ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo "" || echo "not gpu")
+PYTEST_ARGS ?=
+
+.PHONY: help setup lint test demo kafka-up kafka-down
+
+help:
+	@echo "make setup   venv, Python packages, Kafka jars, Prometheus (idempotent)"
+	@echo "make lint    ruff check, ruff format --check, mypy"
+	@echo "make test    setup + lint + the whole pytest suite (what CI runs)"
+	@echo "make demo    local broker up, a round trip, broker down"
+
+setup:
+	deploy/local/setup.sh
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy worker training schemas
+
+test: setup lint
+	$(PY) -m pytest -m "$(PYTEST_MARKERS)" --durations=15 $(PYTEST_ARGS)
+
+demo: setup
+	bootstrap=$$($(KAFKA) start | tail -n 1); \
+	trap '$(KAFKA) stop' EXIT; \
+	$(PY) deploy/local/demo_roundtrip.py --bootstrap "$${bootstrap#KAFKA_BOOTSTRAP=}"
+
+kafka-up: setup
+	$(KAFKA) start
+
+kafka-down:
+	$(KAFKA) stop
