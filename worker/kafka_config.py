@@ -75,3 +75,31 @@ def producer_config(bootstrap: str, env: Mapping[str, str] | None = None) -> dic
     config["linger.ms"] = 5
     config["enable.idempotence"] = "true"  # a retried batch is not written twice
     return config
+
+
+def check_reachable(config: dict[str, str], name: str, timeout: float = 10.0) -> None:
+    """Fail at start, in one message naming the setting, when no broker answers.
+
+    A throwaway admin client with librdkafka's own logging off does the probe, so an unreachable
+    broker gives one clear line instead of a connection-refused line every 50 ms.
+    """
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({**config, "log_level": 0})
+    try:
+        admin.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise SettingError(
+            f"cannot reach Kafka at {config['bootstrap.servers']} ({name}): {exc.args[0].str()}"
+        ) from None
+
+
+def check_topic(topic: str, name: str) -> str:
+    """Kafka's topic-name rule, checked at start rather than on the first produce."""
+    legal = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+    if not 0 < len(topic) <= 249 or not set(topic) <= legal or topic in (".", ".."):
+        raise SettingError(
+            f"{name}={topic!r}: not a legal Kafka topic name ([a-zA-Z0-9._-], <= 249)"
+        )
+    return topic

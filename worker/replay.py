@@ -21,7 +21,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from schemas.event import Event, encode_event
-from worker.kafka_config import SettingError, bootstrap_servers, producer_config
+from worker.kafka_config import (
+    SettingError,
+    bootstrap_servers,
+    check_reachable,
+    check_topic,
+    client_config,
+    producer_config,
+)
 
 FORMATS: Final = ("generic", "taobao", "cdnow", "retailrocket", "rees46")
 DEFAULT_TOPIC: Final = "clickstream.events"
@@ -108,12 +115,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         producer, topic = _start(args)
     except SettingError as exc:
-        console.print(f"[red]replay: {exc}[/red]")
+        _say(console, f"replay: {exc}", "red")
         return 2
     try:
         events, skipped = _read(args.file, args.format)
     except (OSError, ValueError) as exc:
-        console.print(f"[red]replay: cannot read {args.file} as {args.format}: {exc}[/red]")
+        _say(console, f"replay: cannot read {args.file} as {args.format}: {exc}", "red")
         return 2
     counts = Counts(skipped_rows=skipped)
     started = time.monotonic()
@@ -121,7 +128,11 @@ def run(args: argparse.Namespace) -> int:
         total = _total(events, args.limit)
         _send_all(producer, topic, _limited(events, args.limit), total, counts, args, console)
     except KeyboardInterrupt:
-        console.print("[yellow]replay: interrupted; flushing what was sent[/yellow]")
+        _say(console, "replay: interrupted; flushing what was sent", "yellow")
+    except KafkaException as exc:  # refused locally (e.g. the topic vanished): stop, report
+        counts.failed += 1
+        counts.errors[f"produce refused: {exc.args[0].str()}"] = 1
+        _say(console, f"replay: stopped after {counts.produced} events: {exc}", "red")
     remaining = producer.flush(FLUSH_TIMEOUT_S)
     counts.failed += remaining  # still queued after the flush timeout: not delivered
     elapsed = time.monotonic() - started
@@ -137,26 +148,21 @@ def _start(args: argparse.Namespace) -> tuple[Producer, str]:
             raise SettingError(f"--{name}={value}: must be > 0")
     if args.limit is not None and args.limit < 0:
         raise SettingError(f"--limit={args.limit}: must be >= 0")
-    topic = args.topic or os.environ.get("CLICKSCORE_EVENTS_TOPIC") or DEFAULT_TOPIC
+    topic_name = "--topic" if args.topic else "CLICKSCORE_EVENTS_TOPIC"
+    topic = check_topic(args.topic or os.environ.get(topic_name) or DEFAULT_TOPIC, topic_name)
     bootstrap = bootstrap_servers(args.bootstrap)
-    producer = Producer(producer_config(bootstrap))
-    try:
-        producer.list_topics(timeout=10)
-    except KafkaException as exc:
-        raise SettingError(
-            f"cannot reach Kafka at {bootstrap} (--bootstrap / CLICKSCORE_KAFKA_BOOTSTRAP): {exc}"
-        ) from None
+    config = producer_config(bootstrap)
+    check_reachable(client_config(bootstrap), "--bootstrap / CLICKSCORE_KAFKA_BOOTSTRAP")
+    producer = Producer(config)
     return producer, topic
 
 
-def _read(path: Path, fmt: str) -> tuple[Iterable[Event], int]:
-    """Events from the training readers, and how many bad rows they skipped."""
-    from training.datasets import read_events
+def _read(path: Path, fmt: str) -> tuple[list[Event], int]:
+    """Events from the training readers (time-sorted), and how many bad rows they skipped."""
+    from training.datasets import read_events  # lazy: only replay needs the readers
 
     log = read_events(path, fmt, require_purchase=False)
-    stats = getattr(log, "stats", None)
-    skipped = int(getattr(stats, "bad_rows", 0) or 0) if stats is not None else 0
-    return log.events, skipped
+    return log.events, log.stats.bad
 
 
 def _limited(events: Iterable[Event], limit: int | None) -> Iterator[Event]:
@@ -228,17 +234,23 @@ def _summarise(
     console: Console, counts: Counts, topic: str, elapsed: float, remaining: int
 ) -> None:
     rate = counts.delivered / elapsed if elapsed > 0 else 0.0
-    console.print(
+    _say(
+        console,
         f"replay: read {counts.read}, produced {counts.produced}, delivered {counts.delivered}, "
         f"failed {counts.failed}, bad rows skipped by the reader {counts.skipped_rows} "
-        f"-> {topic} in {elapsed:.1f}s ({rate:.0f} events/s)"
+        f"-> {topic} in {elapsed:.1f}s ({rate:.0f} events/s)",
     )
     if remaining:
-        console.print(
-            f"[red]replay: {remaining} events still queued after {FLUSH_TIMEOUT_S:.0f}s[/red]"
+        _say(
+            console, f"replay: {remaining} events still queued after {FLUSH_TIMEOUT_S:.0f}s", "red"
         )
     for message, n in sorted(counts.errors.items(), key=lambda kv: -kv[1]):
-        console.print(f"[red]replay: {n} x delivery error: {message}[/red]")
+        _say(console, f"replay: {n} x {message}", "red")
+
+
+def _say(console: Console, message: str, style: str = "") -> None:
+    """One plain line (no rich markup: messages hold [brackets]); never wrapped mid-message."""
+    console.print(message, style=style, markup=False, highlight=False, soft_wrap=True)
 
 
 def main(argv: list[str] | None = None) -> int:

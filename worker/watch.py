@@ -23,7 +23,13 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from worker.kafka_config import SettingError, bootstrap_servers, client_config
+from worker.kafka_config import (
+    SettingError,
+    bootstrap_servers,
+    check_reachable,
+    check_topic,
+    client_config,
+)
 
 DEFAULT_TOPICS: Final = ("alerts.propensity", "alerts.churn")
 LIVE_ROWS: Final = 25  # newest alerts kept on screen in --follow mode
@@ -49,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         consumer, partitions = _start(args)
     except SettingError as exc:
-        Console(stderr=True).print(f"[red]alerts: {exc}[/red]")
+        _say(Console(stderr=True), f"alerts: {exc}", "red")
         return 2
     try:
         if args.follow:
@@ -83,14 +89,11 @@ def _start(args: argparse.Namespace) -> tuple[Consumer, set[tuple[str, int]]]:
         "enable.auto.commit": False,
         "enable.partition.eof": True,
     }
+    check_reachable(client_config(bootstrap), "--bootstrap / CLICKSCORE_KAFKA_BOOTSTRAP")
+    for topic in _topics(args):
+        check_topic(topic, "--topics")
     consumer = Consumer(config)
-    try:
-        metadata = consumer.list_topics(timeout=10)
-    except Exception as exc:  # KafkaException: no broker answered
-        consumer.close()
-        raise SettingError(
-            f"cannot reach Kafka at {bootstrap} (--bootstrap / CLICKSCORE_KAFKA_BOOTSTRAP): {exc}"
-        ) from None
+    metadata = consumer.list_topics(timeout=10)
     start = OFFSET_END if args.follow and not args.from_beginning else OFFSET_BEGINNING
     assignment = [
         TopicPartition(topic, p, start)
@@ -144,9 +147,14 @@ def _snapshot(
         else:
             rows.append(alert)
     rows.sort(key=lambda a: str(a.get("emitted_at", "")))
-    console.print(_table(rows, f"{len(rows)} alerts"))
+    if console.is_terminal:
+        console.print(_table(rows, f"{len(rows)} alerts"))
+    else:  # piped or captured: one greppable line per alert, never cut to a terminal's width
+        for alert in rows:
+            _say(console, _line(alert))
+        _say(console, f"{len(rows)} alerts")
     if unreadable:
-        console.print(f"[yellow]{unreadable} records were not readable alerts[/yellow]")
+        _say(console, f"{unreadable} records were not readable alerts", "yellow")
 
 
 def _follow(
@@ -231,6 +239,11 @@ def _line(a: dict[str, Any]) -> str:
         f"threshold={_fmt(a.get('threshold'))} model={a.get('model_version')} "
         f"trigger={a.get('trigger')} event_time={a.get('event_time')}"
     )
+
+
+def _say(console: Console, message: str, style: str = "") -> None:
+    """One plain line (no rich markup: messages hold [brackets]); never wrapped mid-message."""
+    console.print(message, style=style, markup=False, highlight=False, soft_wrap=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,61 @@
+"""Replay's pacing arithmetic (token bucket, event-time clock), on a fake clock: no sleeping."""
+
+from __future__ import annotations
+
+import pytest
+
+from worker.kafka_config import SettingError, bootstrap_servers, client_config, producer_config
+from worker.replay import EventClock, TokenBucket
+
+
+def test_token_bucket_spaces_events_at_the_rate_after_the_burst() -> None:
+    bucket = TokenBucket(rate=100.0, burst=5.0)
+    now = bucket._last
+    waits = [bucket.delay(now) for _ in range(8)]
+    assert waits[:5] == [0.0] * 5  # the burst goes out at once
+    assert waits[5:] == pytest.approx([0.01, 0.02, 0.03])  # then one every 1/rate seconds
+
+
+def test_token_bucket_refills_with_time_but_never_beyond_the_burst() -> None:
+    bucket = TokenBucket(rate=10.0, burst=2.0)
+    now = bucket._last
+    bucket.delay(now), bucket.delay(now)
+    later = now + 60.0  # a long pause must not save up 600 tokens
+    assert [bucket.delay(later) for _ in range(3)] == pytest.approx([0.0, 0.0, 0.1])
+
+
+def test_event_clock_divides_event_time_by_the_speedup() -> None:
+    clock = EventClock(speedup=10.0)
+    assert clock.delay(1_000_000, now=50.0) == 0.0  # the first event sets the origin
+    assert clock.delay(1_010_000, now=50.0) == pytest.approx(1.0)  # 10 s of events -> 1 s
+    assert clock.delay(1_010_000, now=50.4) == pytest.approx(0.6)
+    assert clock.delay(1_005_000, now=51.0) == 0.0  # late or out of order: send now
+
+
+def test_producer_partitions_keys_like_java_and_aiokafka() -> None:
+    assert producer_config("127.0.0.1:9092", env={})["partitioner"] == "murmur2_random"
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({"CLICKSCORE_KAFKA_BOOTSTRAP": "host-without-port"}, "CLICKSCORE_KAFKA_BOOTSTRAP"),
+        ({"CLICKSCORE_SECURITY_PROTOCOL": "TLS"}, "CLICKSCORE_SECURITY_PROTOCOL"),
+        ({"CLICKSCORE_SECURITY_PROTOCOL": "SASL_SSL"}, "CLICKSCORE_SASL_USERNAME"),
+        ({"CLICKSCORE_SSL_CA_FILE": "/nonexistent/ca.pem"}, "CLICKSCORE_SSL_CA_FILE"),
+    ],
+)
+def test_bad_connection_settings_name_the_variable(env: dict[str, str], names: str) -> None:
+    with pytest.raises(SettingError, match=names):
+        client_config(bootstrap_servers(None, env), env)
+
+
+def test_sasl_settings_reach_librdkafka() -> None:
+    env = {
+        "CLICKSCORE_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "CLICKSCORE_SASL_USERNAME": "alice",
+        "CLICKSCORE_SASL_PASSWORD": "secret",
+    }
+    config = client_config("127.0.0.1:9092", env)
+    assert config["sasl.mechanism"] == "SCRAM-SHA-512"
+    assert (config["sasl.username"], config["sasl.password"]) == ("alice", "secret")
