@@ -121,20 +121,18 @@ def write_artifact(
     threshold_rule: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
     training_data: dict[str, Any] | None = None,
-    extra_files: tuple[str, ...] = (),
+    report_files: dict[str, dict[str, Any]] | None = None,
     model_version: str | None = None,
 ) -> dict[str, Any]:
     """Export the graphs, then write manifest.json last (atomically) so a watcher never sees half.
 
-    ``extra_files`` (relative to ``out_dir``, e.g. report files) are hashed into ``files`` too.
+    ``files`` lists the graphs the worker loads; ``report_files`` (already hashed) go beside it.
     Returns the manifest, already validated against ``schemas/manifest.schema.json``.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     export_onnx(model, out)
-    files = {
-        name: file_digest(out / name) for name in (STEP_FILE, SEQ_FILE, CHURN_FILE, *extra_files)
-    }
+    files = {name: file_digest(out / name) for name in (STEP_FILE, SEQ_FILE, CHURN_FILE)}
     created = datetime.now(UTC)
     if model_version is None:
         model_version = f"cnnrnn-{created:%Y%m%dT%H%M%SZ}-{files[STEP_FILE]['sha256'][:8]}"
@@ -162,6 +160,8 @@ def write_artifact(
         "metrics": metrics or {},
         "training_data": training_data or {},
     }
+    if report_files:
+        manifest["report_files"] = report_files
     validate("manifest", manifest)
     tmp = out / (MANIFEST_FILE + ".tmp")
     tmp.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", "utf-8")
