@@ -39,11 +39,10 @@ class FormatSpec:
 
 
 def _text(value: Any) -> str | None:
-    """An id-like value as a string; empty means absent."""
-    if value is None:
+    """An id-like value as a string, kept exactly (ids may hold spaces); empty means absent."""
+    if value is None or value == "":
         return None
-    text = str(value).strip() if isinstance(value, str) else str(value)
-    return text or None
+    return value if isinstance(value, str) else str(value)
 
 
 def _number(value: Any, column: str) -> float | None:
@@ -90,7 +89,7 @@ def _epoch_ms(value: Any, column: str, *, unit_ms: int = 1) -> int | str:
 
 
 def _mapped(value: Any, mapping: Mapping[str, str], column: str) -> str:
-    text = _text(value) or ""
+    text = (_text(value) or "").strip()
     try:
         return mapping[text]
     except KeyError:

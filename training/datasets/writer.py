@@ -51,7 +51,9 @@ def _open(path: Path) -> IO[str]:
 
 
 def _write_csv(events: Iterable[Event], stream: IO[str]) -> int:
-    writer = csv.writer(stream, lineterminator="\n")
+    # The default "\r\n" line end (RFC 4180) also makes csv quote a "\r" inside a field;
+    # with "\n" a lone "\r" in an id went out unquoted and split the row when read back.
+    writer = csv.writer(stream)
     writer.writerow(GENERIC_COLUMNS)
     count = 0
     for event in events:
