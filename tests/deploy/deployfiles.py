@@ -57,7 +57,7 @@ def load_yaml_docs(path: Path) -> list[dict[str, Any]]:
 
 def k8s_objects() -> list[tuple[Path, dict[str, Any]]]:
     """Every Kubernetes object in deploy/k8s except the kustomization itself."""
-    out = []
+    out: list[tuple[Path, dict[str, Any]]] = []
     for path in sorted(K8S_DIR.glob("*.yaml")):
         if path.name == "kustomization.yaml":
             continue
