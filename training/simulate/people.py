@@ -19,7 +19,7 @@ from training.simulate.world import RHYTHM_MAX, Catalog, SimConfig, rhythm
 
 MINUTE: Final = 1.0 / 1440.0
 SHORTLIST: Final = 4  # items a need narrows down to
-WARN_FLOOR: Final = 0.2  # activity left, relative, just before a churner stops
+WARN_FLOOR: Final = 0.15  # activity left, relative, just before a churner stops
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,14 @@ class Needs:
         category = np.where(
             rng.random(k) < 0.7, favourite, catalog.popular_categories(rng.random(k))
         )
-        shortlist = catalog.items_in(np.repeat(category, SHORTLIST), rng.random(k * SHORTLIST))
+        # A need's shortlist mixes bestsellers with the category's long tail.
+        in_category = np.repeat(category, SHORTLIST)
+        u = rng.random(k * SHORTLIST)
+        shortlist = np.where(
+            rng.random(k * SHORTLIST) < 0.5,
+            catalog.items_in(in_category, u),
+            catalog.any_items_in(in_category, u),
+        )
         return cls(
             user=user,
             start=start,

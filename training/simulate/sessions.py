@@ -48,8 +48,9 @@ def plan_sessions(
     driven = visits.need >= 0
     need = np.maximum(visits.need, 0)
     intent, vigour = visits.intent, visits.vigour
-    # Keen users look at more items; fading users at fewer.
-    mean_views = people.session_length[visits.user] * (0.7 + 1.3 * intent) * (0.3 + 0.7 * vigour)
+    # Keen users look at more items; fading users at fewer (the churn warning a model can see).
+    fading = vigour**2
+    mean_views = people.session_length[visits.user] * (0.7 + 1.3 * intent) * (0.2 + 0.8 * fading)
     views = 1 + rng.poisson(np.maximum(mean_views - 1.0, 0.0))
     favourite = people.tastes[visits.user, rng.integers(0, 2, size=s)]
     browsing = np.where(rng.random(s) < 0.6, favourite, catalog.popular_categories(rng.random(s)))
@@ -72,10 +73,12 @@ def plan_sessions(
     decisive = people.decisiveness[visits.user]
     return Plan(
         category=category.tolist(),
-        p_cart=(np.where(driven, 0.05 + 0.5 * intent, 0.02) * vigour).tolist(),
+        p_cart=(np.where(driven, 0.05 + 0.5 * intent, 0.02) * fading).tolist(),
         buy_logit=(np.where(driven, -1.2 + 2.0 * intent, -1.5) + decisive).tolist(),
         u=rng.random((s, 6)).tolist(),
-        funnel_gap=(rng.lognormal(np.log(60.0), 0.6, size=(s, 3)) * SECOND).tolist(),
+        funnel_gap=(
+            np.minimum(rng.lognormal(np.log(60.0), 0.6, size=(s, 3)), 600) * SECOND
+        ).tolist(),
         view_start=np.concatenate([[0], np.cumsum(views)]).tolist(),
         item=item.tolist(),
         dwell=np.minimum(dwell, 20 * MINUTE).tolist(),

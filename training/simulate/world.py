@@ -89,11 +89,11 @@ class Catalog:
     @classmethod
     def build(cls, items: int, categories: int, rng: np.random.Generator) -> Catalog:
         """A shop of ``items`` items in ``categories`` categories (Zipf-like popularity)."""
-        category_weight = _zipf(categories, 1.1)
+        category_weight = _zipf(categories, 0.9)
         # Every category gets at least one item; popular categories get more.
         extra = rng.choice(categories, size=items - categories, p=_zipf(categories, 0.7))
         item_category = np.sort(np.concatenate([np.arange(categories), extra]))
-        item_weight = _zipf(items, 1.05)[rng.permutation(items)]
+        item_weight = _zipf(items, 0.8)[rng.permutation(items)]
         category_start = np.searchsorted(item_category, np.arange(categories + 1))
         in_category = np.empty(items, dtype=np.float64)
         for c in range(categories):
@@ -124,3 +124,8 @@ class Catalog:
     def items_in(self, categories: np.ndarray, u: np.ndarray) -> np.ndarray:
         """Items drawn by popularity within each given category (one per pair)."""
         return np.searchsorted(self.in_category_cum, categories + u, side="right")
+
+    def any_items_in(self, categories: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """Items drawn uniformly within each given category (one per pair): the long tail."""
+        start, stop = self.category_start[categories], self.category_start[categories + 1]
+        return start + np.minimum((u * (stop - start)).astype(np.int64), stop - start - 1)
