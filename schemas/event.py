@@ -3,7 +3,9 @@
 The worker decodes every record with :func:`decode_event`; training's readers build the same
 :class:`Event`. A test checks that this decoder and the JSON Schema accept the same documents.
 
->>> e = decode_event(b'{"event_id":"e1","user_id":"u1","event_type":"view","timestamp":"2026-01-02T03:04:05Z"}')
+>>> e = decode_event(
+...     b'{"event_id":"e1","user_id":"u1","event_type":"view","timestamp":"2026-01-02T03:04:05Z"}'
+... )
 >>> (e.user_id, e.event_type, e.ts_ms)
 ('u1', 'view', 1767323045000)
 >>> decode_event(b'{"user_id":"u1"}')
@@ -15,7 +17,7 @@ schemas.event.EventError: schema: Object missing required field `event_id`
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Final, Literal
 
 import msgspec
@@ -35,7 +37,13 @@ EVENT_TYPES: Final[tuple[str, ...]] = (
 _EVENT_TYPE_SET: Final = frozenset(EVENT_TYPES)
 
 MAX_TS_MS: Final = 32_503_680_000_000  # 3000-01-01: anything later is a producer bug, not a time
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+# The schema's pattern, but ASCII digits only and no trailing newline (\Z, not $); field ranges are
+# checked by datetime and _offset_ok, as the schema's date-time format check does.
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?(?P<tz>[Zz]|[+-]\d{2}:\d{2})\Z", re.ASCII
+)
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MS: Final = timedelta(milliseconds=1)
 
 Reason = Literal[
     "not_json",
@@ -55,7 +63,7 @@ _OptStr = Annotated[str, msgspec.Meta(max_length=256)] | None
 
 
 class EventError(ValueError):
-    """A record that is not a valid event; ``reason`` is a bounded code (metric label, DLQ field)."""
+    """A record that is not a valid event; ``reason`` is a bounded code (metric label, DLQ)."""
 
     def __init__(self, reason: Reason, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
@@ -78,11 +86,11 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class _WireEvent(msgspec.Struct, kw_only=True):
-    # Mirrors the JSON Schema field by field; unknown fields are ignored (forbid_unknown_fields off).
+    # Mirrors the JSON Schema field by field; unknown fields are ignored, as the schema allows.
     event_id: _Id
     user_id: _Id
     event_type: str
-    timestamp: int | str
+    timestamp: int | float | str  # float: JSON Schema counts 1.0 as an integer, so we do too
     session_id: _OptStr = None
     item_id: _OptStr = None
     category_id: _OptStr = None
@@ -102,10 +110,13 @@ def decode_event(raw: bytes, *, max_bytes: int = 1 << 20) -> Event:
         wire = _decoder.decode(raw)
     except msgspec.ValidationError as exc:
         raise EventError(*_classify_validation(raw, str(exc))) from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        # msgspec reports bad UTF-8 inside a string as UnicodeDecodeError, not DecodeError.
         raise EventError(*_classify_decode(raw, str(exc))) from None
     if wire.event_type not in _EVENT_TYPE_SET:
-        raise EventError("unknown_event_type", f"event_type {wire.event_type[:64]!r} is not in the vocabulary")
+        raise EventError(
+            "unknown_event_type", f"event_type {wire.event_type[:64]!r} is not in the vocabulary"
+        )
     return Event(
         event_id=wire.event_id,
         user_id=wire.user_id,
@@ -119,26 +130,38 @@ def decode_event(raw: bytes, *, max_bytes: int = 1 << 20) -> Event:
     )
 
 
-def parse_timestamp(value: int | str) -> int:
-    """Epoch milliseconds from an RFC 3339 string with offset, or from integer epoch milliseconds."""
+def parse_timestamp(value: int | float | str) -> int:
+    """Epoch milliseconds from an RFC 3339 string with offset, or from integer epoch milliseconds.
+
+    Sub-millisecond digits are dropped (floor), exactly: no float arithmetic on the way.
+    """
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise EventError("bad_timestamp", f"epoch milliseconds {value} is not an integer")
+        value = int(value)
     if isinstance(value, int):
         if not 0 <= value <= MAX_TS_MS:
             raise EventError("bad_timestamp", f"epoch milliseconds {value} out of range")
         return value
-    if not _RFC3339.match(value):
+    match = _RFC3339.match(value)
+    if not match or not _offset_ok(match["tz"]):
         raise EventError("bad_timestamp", f"{value[:64]!r} is not RFC 3339 with an offset")
     try:
         parsed = datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
     except ValueError as exc:
         raise EventError("bad_timestamp", f"{value[:64]!r}: {exc}") from None
-    return int(parsed.timestamp() * 1000)
+    return (parsed - _EPOCH) // _MS
+
+
+def _offset_ok(tz: str) -> bool:
+    # datetime accepts offsets such as +01:60; RFC 3339 wants hours 00-23 and minutes 00-59.
+    return tz in ("Z", "z") or (int(tz[1:3]) <= 23 and int(tz[4:6]) <= 59)
 
 
 def format_timestamp(ts_ms: int) -> str:
     """RFC 3339 in UTC with milliseconds, e.g. ``2026-01-02T03:04:05.000Z``."""
-    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
-    )
+    moment = _EPOCH + ts_ms * _MS  # exact, where fromtimestamp(ts_ms / 1000) goes through a float
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def encode_event(event: Event) -> bytes:
@@ -168,6 +191,12 @@ def _quantity(value: int | float | None) -> int | None:
 
 
 def _classify_validation(raw: bytes, message: str) -> tuple[Reason, str]:
+    # msgspec checks types while it parses, so a broken document can fail on a field before the
+    # parser reaches its syntax error; on this (rare) path, find out whether it is JSON at all.
+    try:
+        msgspec.json.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        return _classify_decode(raw, str(exc))
     if "Expected `object`" in message and "at `$" not in message:
         return "not_object", message
     if "`$.timestamp`" in message:
