@@ -1,4 +1,4 @@
-"""deploy/Dockerfile and .dockerignore, read as text (no Docker engine on CI machines).
+"""deploy/Dockerfile and .dockerignore, parsed by BuildKit's parser (no Docker engine here).
 
 Checks what a build would otherwise only reveal late: the default target is the worker, it runs
 as a non-root user, its health check calls /healthz with python (no curl in the slim image), the
@@ -8,11 +8,11 @@ runtime gets no torch, and every path the build copies survives .dockerignore.
 from __future__ import annotations
 
 import fnmatch
-import json
 import re
 import tomllib
 from dataclasses import dataclass, field
 
+import dockerfile
 from deployfiles import DOCKERFILE, ROOT
 
 
@@ -22,26 +22,25 @@ class Stage:
 
     name: str
     base: str
-    instructions: list[tuple[str, str]] = field(default_factory=list)
+    commands: list[dockerfile.Command] = field(default_factory=list)
 
-    def args(self, instruction: str) -> list[str]:
-        return [a for i, a in self.instructions if i == instruction]
+    def values(self, instruction: str) -> list[tuple[str, ...]]:
+        """The parsed arguments of every ``instruction`` in this stage."""
+        return [c.value for c in self.commands if c.cmd == instruction]
+
+    def flags(self, instruction: str) -> list[tuple[str, ...]]:
+        return [c.flags for c in self.commands if c.cmd == instruction]
 
 
 def _stages() -> list[Stage]:
-    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text(encoding="utf-8"))
+    """Stages as BuildKit's own parser reads them (a syntax error fails here)."""
     stages: list[Stage] = []
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        instruction, _, rest = line.partition(" ")
-        instruction = instruction.upper()
-        if instruction == "FROM":
-            parts = rest.split()
-            stages.append(Stage(name=parts[-1] if "AS" in parts else "", base=parts[0]))
+    for command in dockerfile.parse_file(str(DOCKERFILE)):
+        if command.cmd == "FROM":
+            base, *rest = command.value
+            stages.append(Stage(name=rest[-1] if rest else "", base=base))
         elif stages:
-            stages[-1].instructions.append((instruction, rest.strip()))
+            stages[-1].commands.append(command)
     return stages
 
 
@@ -52,31 +51,34 @@ def _stage(name: str) -> Stage:
 def test_default_target_is_the_worker_runtime() -> None:
     final = _stages()[-1]
     assert final.name == "runtime"
-    assert json.loads(final.args("ENTRYPOINT")[-1]) == ["python", "-m", "worker"]
-    assert json.loads(final.args("CMD")[-1]) == ["run"]
+    assert final.values("ENTRYPOINT")[-1] == ("python", "-m", "worker")
+    assert final.values("CMD")[-1] == ("run",)
 
 
 def test_base_image_is_python_311_slim() -> None:
-    first = DOCKERFILE.read_text(encoding="utf-8")
-    default = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", first, re.MULTILINE)
-    assert default is not None and default.group(1).startswith("python:3.11-slim")
+    (first, *_) = dockerfile.parse_file(str(DOCKERFILE))
+    assert first.cmd == "ARG" and first.value[0].startswith("PYTHON_IMAGE=python:3.11-slim")
+    assert {s.base for s in _stages()} <= {"${PYTHON_IMAGE}", *(s.name for s in _stages())}
 
 
 def test_runtime_runs_as_a_non_root_user_with_volume_and_model_dir() -> None:
     runtime = _stage("runtime")
-    (user,) = runtime.args("USER")
+    ((user,),) = runtime.values("USER")
     assert user.split(":")[0] not in {"0", "root"}
-    assert runtime.args("VOLUME") == ['["/var/lib/clickscore"]']
-    env = " ".join(_stage("base").args("ENV"))
-    assert "CLICKSCORE_DATA_DIR=/var/lib/clickscore" in env
-    assert "CLICKSCORE_MODEL_DIR=/models/current" in env
+    assert runtime.values("VOLUME") == [("/var/lib/clickscore",)]
+    env: dict[str, str] = {}
+    for value in _stage("base").values("ENV"):
+        env.update(zip(value[::2], value[1::2], strict=True))
+    assert env["CLICKSCORE_DATA_DIR"] == "/var/lib/clickscore"
+    assert env["CLICKSCORE_MODEL_DIR"] == "/models/current"
 
 
 def test_healthcheck_uses_python_urllib_on_the_web_port() -> None:
-    (check,) = _stage("runtime").args("HEALTHCHECK")
-    assert "curl" not in check and "wget" not in check
-    command = json.loads(check[check.index("CMD") + 3 :].strip())
-    assert command[:2] == ["python", "-c"]
+    (check,) = _stage("runtime").values("HEALTHCHECK")
+    assert check[0] == "CMD"
+    command = check[1:]
+    assert command[:2] == ("python", "-c")
+    assert "curl" not in command[2] and "wget" not in command[2]
     assert "urllib.request" in command[2] and "/healthz" in command[2]
     assert "CLICKSCORE_WEB_PORT" in command[2]
 
@@ -99,10 +101,10 @@ def test_runtime_dependencies_have_no_torch() -> None:
     }
     assert needed <= names
     assert not names & {"torch", "onnx", "scikit-learn", "matplotlib"}
-    build = " ".join(_stage("build").args("RUN"))
+    build = " ".join(v[0] for v in _stage("build").values("RUN"))
     assert "pip install ." in build and "[training]" not in build
     assert '! python -c "import torch"' in build  # the build itself proves torch is absent
-    assert "[training]" in " ".join(_stage("tools-build").args("RUN"))
+    assert "[training]" in " ".join(v[0] for v in _stage("tools-build").values("RUN"))
 
 
 def _ignored(path: str, patterns: list[str]) -> bool:
@@ -128,9 +130,9 @@ def test_dockerignore_keeps_what_the_build_copies_and_drops_the_rest() -> None:
     copied = [
         src
         for stage in _stages()
-        for args in stage.args("COPY")
-        if not args.startswith("--from")
-        for src in args.split()[:-1]
+        for flags, value in zip(stage.flags("COPY"), stage.values("COPY"), strict=True)
+        if not any(f.startswith("--from") for f in flags)
+        for src in value[:-1]
     ]
     assert copied, "no COPY from the build context found"
     for src in copied:
@@ -141,3 +143,9 @@ def test_dockerignore_keeps_what_the_build_copies_and_drops_the_rest() -> None:
         assert not _ignored(kept, patterns), kept
     for dropped in (".venv/bin/python", ".git/HEAD", "var/worker/x", "tests/conftest.py"):
         assert _ignored(dropped, patterns), dropped
+
+
+def test_every_instruction_is_a_dockerfile_instruction() -> None:
+    """The parser accepts any word as an instruction; a typo (FORM, COPPY) is caught here."""
+    known = set(dockerfile.all_cmds())
+    assert {c.cmd.lower() for c in dockerfile.parse_file(str(DOCKERFILE))} <= known
