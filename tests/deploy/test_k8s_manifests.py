@@ -68,6 +68,24 @@ def test_statefulset_keeps_rocksdb_on_a_volume_per_pod() -> None:
     assert settings["CLICKSCORE_STORE"] == "rocksdb://"
 
 
+def test_every_claimed_volume_is_declared() -> None:
+    """The shared model volume the pods mount exists as a claim (pods would stay Pending)."""
+    claims = {
+        d["metadata"]["name"] for _, d in k8s_objects() if d["kind"] == "PersistentVolumeClaim"
+    }
+    used = {
+        v["persistentVolumeClaim"]["claimName"]
+        for v in _pod_spec()["volumes"]
+        if "persistentVolumeClaim" in v
+    }
+    assert used and used <= claims
+    mounts = {m["name"]: m for m in _worker()["volumeMounts"]}
+    env = {e["name"]: e.get("value") for e in _worker()["env"]}
+    models = next(v["name"] for v in _pod_spec()["volumes"] if "persistentVolumeClaim" in v)
+    assert mounts[models]["readOnly"] is True
+    assert env["CLICKSCORE_MODEL_DIR"].startswith(mounts[models]["mountPath"] + "/")
+
+
 def test_statefulset_probes_and_shutdown() -> None:
     worker = _worker()
     port = int(k8s_object("ConfigMap")["data"]["CLICKSCORE_WEB_PORT"])
