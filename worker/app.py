@@ -1,0 +1,335 @@
+"""Faust wiring: the events agent, the state table, the timers and the web routes.
+
+The agent is thin (see worker/pipeline.py for the logic). Two Faust facts shape it:
+
+* **Which partition a table write goes to.** ``Table.partition_for_key`` (changelog partition) and
+  the RocksDB store (``_set``/``_get``: which partition db) both read
+  ``faust.streams.current_event()``. In a ``take_events`` batch that is the *last* event of the
+  batch, so writing another user's key would land in the wrong changelog partition (and a
+  restart would restore it into the wrong partition db, or another worker would own it). Before
+  every table read and write we set the current event to *that user's* event
+  (:func:`_as_current`).
+* **When offsets are committed.** ``take_events`` disables auto-ack and acks the whole batch only
+  when the ``async for`` body asks for the next batch (faust/streams.py ``take_events``: the
+  ``finally`` after ``yield``). Faust commits only acked offsets, and before committing it flushes
+  the producer (``Consumer._commit_offsets`` -> ``producer.flush()``), so the changelog writes,
+  dead letters, re-keys and alerts of a batch are on the broker before its offsets are committed:
+  at-least-once. The body below has no ``await`` between reading the batch and queueing every
+  send (all ``send_soon``), so a shutdown cannot interrupt a batch half-way; if processing raises,
+  the process exits at once (:func:`_die`) so that ``take_events``' ``finally`` cannot ack (and a
+  later commit cannot cover) events whose state was not written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import ssl
+import time
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+import msgspec
+from faust.streams import _current_event
+from faust.types import EventT
+
+from worker.metrics import Metrics
+from worker.model_store import ModelStore
+from worker.pipeline import BatchResult, PipelineConfig, Record, process_batch
+from worker.settings import Settings
+from worker.state import decode_state, encode_state
+from worker.sweep import EventClock, sweep
+
+log = logging.getLogger("worker")
+TABLE_NAME = "user-state"
+_json = msgspec.json.Encoder()
+
+
+def _as_current(event: EventT) -> None:
+    # Make ``event`` Faust's current event so the table picks *its* partition (see module doc).
+    _current_event.set(weakref.ref(event))
+
+
+def _die(exc: BaseException) -> None:
+    # Exit without Faust's orderly stop, which would ack and commit the failed batch.
+    log.critical(
+        "batch processing failed, exiting so the batch is redelivered: %r", exc, exc_info=exc
+    )
+    logging.shutdown()
+    os._exit(70)
+
+
+def pipeline_config(settings: Settings) -> PipelineConfig:
+    """The pure core's settings."""
+    return PipelineConfig(
+        max_event_bytes=settings.max_event_bytes,
+        dedup_window=settings.dedup_window,
+        cooldown_ms=int(settings.alert_cooldown_seconds * 1000),
+        hysteresis=settings.alert_hysteresis,
+        pseudonym_key=settings.pseudonymize_key.get_secret_value().encode("utf-8"),
+        emit_scores=bool(settings.scores_topic),
+    )
+
+
+def credentials(settings: Settings) -> Any:
+    """Faust broker credentials for the security protocol (None for PLAINTEXT)."""
+    proto = settings.security_protocol
+    if proto == "PLAINTEXT":
+        return None
+    context = None
+    if proto in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(
+            cafile=str(settings.ssl_ca_file) if settings.ssl_ca_file else None
+        )
+        if settings.ssl_cert_file and settings.ssl_key_file:
+            context.load_cert_chain(str(settings.ssl_cert_file), str(settings.ssl_key_file))
+    if proto == "SSL":
+        return faust.SSLCredentials(context)
+    password = settings.sasl_password.get_secret_value() if settings.sasl_password else ""
+    return faust.SASLCredentials(
+        username=settings.sasl_username,
+        password=password,
+        mechanism=settings.sasl_mechanism,
+        ssl_context=context,
+    )
+
+
+class Runtime:
+    """What the agent and timers share: settings, model store, metrics, sweep memory."""
+
+    def __init__(self, settings: Settings, store: ModelStore, metrics: Metrics) -> None:
+        self.settings = settings
+        self.store = store
+        self.metrics = metrics
+        self.cfg = pipeline_config(settings)
+        self.clock = EventClock()
+        self.swept: set[tuple[str, str]] = set()
+        self.assigned: frozenset[str] = frozenset()
+        self.users_local = 0
+
+
+def build_app(settings: Settings, store: ModelStore, metrics: Metrics) -> faust.App:
+    """The Faust app for ``settings`` (topics, table, agent, timers, web routes)."""
+    app = faust.App(
+        settings.group_id,
+        broker=settings.bootstrap_servers,
+        broker_credentials=credentials(settings),
+        store=settings.store,
+        datadir=str(settings.data_dir),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        topic_disable_leader=True,
+        web_enabled=True,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+        web_in_thread=False,
+        consumer_auto_offset_reset="earliest",
+    )
+    rt = Runtime(settings, store, metrics)
+    raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes}
+    raw |= {"key_serializer": "raw", "value_serializer": "raw"}
+    events = app.topic(settings.events_topic, partitions=settings.partitions, **raw)
+    outputs = {
+        "dlq": app.topic(settings.dlq_topic, **raw),
+        "propensity": app.topic(settings.propensity_topic, **raw),
+        "churn": app.topic(settings.churn_topic, **raw),
+    }
+    if settings.scores_topic:
+        outputs["scores"] = app.topic(settings.scores_topic, **raw)
+    table = app.Table(
+        TABLE_NAME,
+        default=None,
+        partitions=settings.partitions,
+        # bytes -> Faust picks the "raw" codec for both (any other type means JSON).
+        key_type=bytes,
+        value_type=bytes,
+    )
+
+    @app.task
+    async def declare_outputs() -> None:
+        # Faust pauses the stream whenever >100 sends are buffered (ProducerBuffer.max_messages),
+        # and one batch queues a changelog write per user plus alerts/scores: let a few batches in.
+        app.producer.buffer.max_messages = max(100, 4 * settings.batch_size)
+        for topic in outputs.values():
+            await topic.maybe_declare()
+
+    @app.agent(events)
+    async def score(stream: faust.StreamT) -> None:
+        within = settings.batch_max_wait_ms / 1000.0
+        take = stream.take_events  # type: ignore[attr-defined]  # StreamT lacks it; Stream has it
+        async for batch in take(settings.batch_size, within=within):
+            try:
+                _process(rt, table, events, outputs, batch)
+            except Exception as exc:
+                _die(exc)
+
+    @app.timer(settings.model_poll_seconds)
+    async def poll_model() -> None:
+        # Loading runs in a thread; the agent reads ``store.current`` once per batch, so the swap
+        # lands between batches and no event is dropped.
+        found = await asyncio.get_running_loop().run_in_executor(None, store.poll)
+        if found is None:
+            return
+        result, detail = found
+        metrics.model_loads.labels(result).inc()
+        if result == "ok":
+            model = store.current
+            metrics.set_model(model.version, model.featurizer_version, model.scorer.provider)
+            log.info("model loaded: %s (hot swap)", model.version)
+        else:
+            log.error("model refused, still serving %s: %s", store.current.version, detail)
+
+    @app.timer(settings.churn_sweep_interval_seconds)
+    async def churn_sweep() -> None:
+        now_ms = rt.clock.now_ms()
+        if now_ms is None:
+            return
+        started = time.perf_counter()
+        items = (
+            (k.decode("utf-8"), s) for k, v in table.items() if (s := decode_state(v)) is not None
+        )
+        result = sweep(
+            items,
+            now_ms=now_ms,
+            idle_ms=int(settings.churn_idle_seconds * 1000),
+            model=store.current,
+            cfg=rt.cfg,
+            alerted=rt.swept,
+            batch_size=settings.batch_size,
+        )
+        for emit in result.alerts:
+            outputs["churn"].send_soon(key=emit.key.encode("utf-8"), value=_json.encode(emit.doc))
+            metrics.alerts_emitted.labels("churn", "sweep").inc()
+        rt.users_local = result.users
+        metrics.users_in_state.set(result.users)
+        metrics.churn_sweep_duration.observe(time.perf_counter() - started)
+        if result.alerts:
+            log.info(
+                "churn sweep: %d users, %d re-scored, %d alerts",
+                result.users,
+                result.rescored,
+                len(result.alerts),
+            )
+
+    @app.timer(2.0)
+    async def watch_partitions() -> None:
+        consumer = app.consumer
+        tps = {tp for tp in consumer.assignment() if tp.topic == settings.events_topic}
+        names = frozenset(f"{tp.topic}[{tp.partition}]" for tp in tps)
+        if names != rt.assigned:
+            rt.assigned = names
+            log.info("partitions assigned: %s", ", ".join(sorted(names)) or "(none)")
+            metrics.consumer_lag.clear()
+        for tp in tps:
+            # Faust's own record of what it committed (None until the first commit).
+            committed = consumer._committed_offset.get(tp) or 0  # type: ignore[attr-defined]
+            lag = max(0, consumer.highwater(tp) - committed)
+            metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
+        recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
+        metrics.ready.set(1 if (tps and recovered) else 0)
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        return web.bytes(metrics.exposition(), content_type="text/plain; version=0.0.4")
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok", "model_version": store.current.version})
+
+    @app.page("/readyz")
+    async def readyz(web: Any, request: Any) -> Any:
+        ready = metrics.ready._value.get() == 1
+        doc = {"ready": ready, "partitions": sorted(rt.assigned), "model": store.current.version}
+        return web.json(doc, status=200 if ready else 503)
+
+    app.clickscore_runtime = rt  # type: ignore[attr-defined]  # for the CLI's start-up log
+    return app
+
+
+def _process(
+    rt: Runtime,
+    table: Any,
+    events_topic: Any,
+    outputs: dict[str, Any],
+    batch: Sequence[EventT],
+) -> None:
+    """One micro-batch, synchronously: read states, score, write states, queue every send."""
+    m = rt.metrics
+    records = [_record(e) for e in batch]
+    m.events_consumed.inc(len(records))
+
+    def load(user: str, index: int) -> Any:
+        _as_current(batch[index])
+        return decode_state(table.get(user.encode("utf-8")))
+
+    model = rt.store.current  # read once: a hot swap lands between batches
+    result = process_batch(records, load, model, rt.cfg)
+    for user, (state, index) in result.writes.items():
+        _as_current(batch[index])  # this user's own event: its partition (see module doc)
+        table[user.encode("utf-8")] = encode_state(state)
+        if state.ctx.last_ts_ms is not None:
+            rt.clock.observe(state.ctx.last_ts_ms)
+    _as_current(batch[-1])
+    _send(rt, records, events_topic, outputs, result)
+    _count(rt, result)
+
+
+def _send(
+    rt: Runtime,
+    records: Sequence[Record],
+    events_topic: Any,
+    outputs: dict[str, Any],
+    result: BatchResult,
+) -> None:
+    for dead in result.dead_letters:
+        rec = records[dead.index]
+        outputs["dlq"].send_soon(key=rec.key, value=_json.encode(dead.doc))
+        log.info(
+            "dead letter %s: %s[%d]@%d: %s",
+            dead.reason,
+            rec.topic,
+            rec.partition,
+            rec.offset,
+            dead.doc["detail"][:200],
+        )
+    for rekey in result.rekeys:
+        events_topic.send_soon(key=rekey.user_id.encode("utf-8"), value=rekey.value)
+    now = time.time()
+    for emit in (*result.alerts, *result.scores):
+        outputs[emit.kind].send_soon(key=emit.key.encode("utf-8"), value=_json.encode(emit.doc))
+        if emit.source_ts_ms is not None:
+            rt.metrics.end_to_end_latency.observe(max(0.0, now - emit.source_ts_ms / 1000.0))
+
+
+def _count(rt: Runtime, result: BatchResult) -> None:
+    m = rt.metrics
+    m.events_scored.inc(result.scored)
+    m.events_duplicate.inc(result.duplicates)
+    m.events_rekeyed.inc(len(result.rekeys))
+    m.state_resets.inc(result.resets)
+    for dead in result.dead_letters:
+        m.events_dead_lettered.labels(dead.reason).inc()
+    for emit in result.alerts:
+        m.alerts_emitted.labels(emit.kind, emit.doc["trigger"]).inc()
+    for size, seconds in zip(result.wave_sizes, result.wave_seconds, strict=True):
+        m.scoring_batch_size.observe(size)
+        m.scoring_latency.observe(seconds)
+    if result.new_users:
+        rt.users_local += result.new_users
+        m.users_in_state.set(rt.users_local)
+
+
+def _record(event: EventT) -> Record:
+    msg = event.message
+    ts = msg.timestamp
+    return Record(
+        key=event.key,
+        value=event.value,
+        topic=msg.topic,
+        partition=msg.partition,
+        offset=msg.offset,
+        timestamp_ms=int(ts * 1000) if ts else None,
+    )

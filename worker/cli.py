@@ -1,0 +1,115 @@
+"""``python -m worker {run,replay,alerts}``: the scoring worker and its two helper commands.
+
+``run`` reads every setting from ``CLICKSCORE_*`` variables (``run --help`` lists them); a bad
+setting or a model that fails its checks exits non-zero with one line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from worker.settings import SettingsError, load_settings, settings_help
+
+EXIT_BAD_SETTINGS = 2
+EXIT_BAD_MODEL = 3
+EXIT_BAD_KAFKA = 4
+
+log = logging.getLogger("worker")
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    """Start the Faust worker; returns only on a start-up error (else Faust exits the process)."""
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"clickscore worker: bad setting: {exc}", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
+    # Heavy imports after the settings check, so a bad setting fails fast.
+    import faust
+    from prometheus_client import CollectorRegistry
+
+    from worker.app import build_app
+    from worker.logs import configure, logging_config
+    from worker.metrics import Metrics
+    from worker.model_store import ModelError, ModelStore
+    from worker.topics import TopicError, ensure_topics
+
+    configure(settings.log_level, settings.log_format)
+    metrics = Metrics.create(CollectorRegistry())
+    try:
+        store = ModelStore.open(settings.model_dir)
+    except ModelError as exc:
+        metrics.model_loads.labels("refused").inc()
+        print(f"clickscore worker: model refused: {exc}", file=sys.stderr)
+        return EXIT_BAD_MODEL
+    model = store.current
+    metrics.model_loads.labels("ok").inc()
+    metrics.set_model(model.version, model.featurizer_version, model.scorer.provider)
+    log.info("starting with settings %s", settings.loggable())
+    log.info(
+        "model loaded: %s from %s, provider %s",
+        model.version,
+        model.directory,
+        model.scorer.provider,
+    )
+    try:
+        created = ensure_topics(settings)
+    except TopicError as exc:
+        print(f"clickscore worker: {exc}", file=sys.stderr)
+        return EXIT_BAD_KAFKA
+    if created:
+        log.info("created topics: %s", ", ".join(created))
+    app = build_app(settings, store, metrics)
+    worker = faust.Worker(
+        app,
+        loglevel=settings.log_level,
+        logging_config=logging_config(settings.log_level, settings.log_format),
+        quiet=True,
+        redirect_stdouts=False,
+    )
+    worker.execute_from_commandline()  # exits the process (status 0 after SIGTERM/SIGINT)
+    return 0
+
+
+def _lazy(module: str) -> tuple[object, object]:
+    # replay/watch pull in confluent-kafka and rich; import them only when asked for.
+    mod = importlib.import_module(module)
+    return mod.add_arguments, mod.run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI parser (``run``'s help lists every setting with its variable and default)."""
+    parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser(
+        "run",
+        help="run the scoring worker (settings from CLICKSCORE_* environment variables)",
+        description="Run the scoring worker. Settings (environment variables):",
+        epilog=settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.set_defaults(func=run_worker)
+    for name, module, text in (
+        ("replay", "worker.replay", "replay an event file into the events topic"),
+        ("alerts", "worker.watch", "show the alert topics"),
+    ):
+        if name in sys.argv[1:2]:
+            add_arguments, runner = _lazy(module)
+            p = sub.add_parser(name, help=text)
+            add_arguments(p)  # type: ignore[operator]
+            p.set_defaults(func=runner)
+        else:
+            sub.add_parser(name, help=text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m worker`` and ``clickscore-worker``."""
+    if argv is not None:
+        sys.argv = [sys.argv[0], *argv]
+    parser = build_parser()
+    args = parser.parse_args(sys.argv[1:])
+    return int(args.func(args))

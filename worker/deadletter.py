@@ -1,0 +1,50 @@
+"""The dead-letter record (schemas/dead_letter.schema.json): original bytes, reason, source."""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any
+
+from schemas.event import Reason, format_timestamp
+
+DLQ_SCHEMA_VERSION = 1
+MAX_VALUE_BYTES = 64 * 1024  # a dead letter must fit under the broker's default 1 MB message limit
+MAX_DETAIL_CHARS = 2000
+
+
+def dead_letter_record(
+    *,
+    reason: Reason,
+    detail: str,
+    topic: str,
+    partition: int,
+    offset: int,
+    timestamp_ms: int | None,
+    key: bytes | None,
+    value: bytes | None,
+    now_ms: int | None = None,
+) -> dict[str, Any]:
+    """A dead-letter document; the value is cut to 64 KiB and flagged when longer."""
+    truncated = value is not None and len(value) > MAX_VALUE_BYTES
+    kept = value[:MAX_VALUE_BYTES] if value is not None else None
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    return {
+        "schema_version": DLQ_SCHEMA_VERSION,
+        "reason": reason,
+        "detail": detail[:MAX_DETAIL_CHARS],
+        "source": {
+            "topic": topic,
+            "partition": partition,
+            "offset": offset,
+            "timestamp_ms": timestamp_ms,
+        },
+        "value_b64": _b64(kept),
+        "value_truncated": truncated,
+        "key_b64": _b64(key[:MAX_VALUE_BYTES] if key is not None else None),
+        "dead_lettered_at": format_timestamp(now),
+    }
+
+
+def _b64(raw: bytes | None) -> str | None:
+    return None if raw is None else base64.b64encode(raw).decode("ascii")

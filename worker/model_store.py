@@ -1,0 +1,222 @@
+"""Loads and checks a model artifact directory, and notices when a new manifest appears there.
+
+A model that fails any check (manifest schema, sha256 of every file, featurizer version, feature
+dim, graph input/output names and shapes) is refused with :class:`ModelError`: at start the worker
+exits non-zero; on a hot swap the old model keeps serving.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import onnxruntime as ort
+
+import schemas
+from training.featurizer import FEATURE_DIM, FEATURIZER_VERSION
+from worker.scoring import Scorer, choose_providers, open_session
+from worker.state import spec_key
+
+log = logging.getLogger("worker.model")
+
+
+class ModelError(RuntimeError):
+    """The artifact cannot be served; the message says which check failed."""
+
+
+@dataclass(frozen=True)
+class Model:
+    """A loaded, checked model: sessions plus what the pipeline reads from the manifest."""
+
+    directory: Path
+    manifest: dict[str, Any]
+    scorer: Scorer
+    fingerprint: str
+    state_spec: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+    @property
+    def version(self) -> str:
+        """``model_version`` from the manifest (on every alert and in ``clickscore_model_info``)."""
+        return str(self.manifest["model_version"])
+
+    @property
+    def featurizer_version(self) -> int:
+        """The featurizer the model was trained with (== FEATURIZER_VERSION, checked at load)."""
+        return int(self.manifest["featurizer_version"])
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        """Alert thresholds chosen on validation data (never hard-coded in the worker)."""
+        t = self.manifest["thresholds"]
+        return {"propensity": float(t["propensity"]), "churn": float(t["churn"])}
+
+    @property
+    def state_key(self) -> str:
+        """Stable string for the state shapes; stored state with another key is reset."""
+        return spec_key(self.state_spec)
+
+
+def fingerprint(directory: Path) -> str:
+    """A cheap change detector: the manifest's bytes (a new export always writes a new manifest)."""
+    try:
+        return hashlib.sha256((directory / "manifest.json").read_bytes()).hexdigest()
+    except OSError:
+        return ""
+
+
+def directory_signature(directory: Path) -> str:
+    """Manifest bytes plus each file's size and mtime: a refused artifact is retried once changed.
+
+    A writer that puts the manifest before the graphs is then picked up when the graphs land.
+    """
+    parts = [fingerprint(directory)]
+    for path in sorted(p for p in directory.iterdir() if p.is_file()):
+        stat = path.stat()
+        parts.append(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}")
+    return "|".join(parts)
+
+
+def load_model(directory: Path, providers: list[str] | None = None) -> Model:
+    """Load and check the artifact in ``directory`` or raise :class:`ModelError`."""
+    manifest_path = directory / "manifest.json"
+    try:
+        manifest_bytes = manifest_path.read_bytes()
+        manifest = json.loads(manifest_bytes)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{manifest_path}: cannot read manifest ({exc})") from None
+    try:
+        schemas.validate("manifest", manifest)
+    except schemas.SchemaError as exc:
+        raise ModelError(f"{manifest_path}: manifest does not match its schema: {exc}") from None
+    _check_versions(manifest)
+    _check_files(directory, manifest["files"])
+    spec = {name: tuple(int(d) for d in shape) for name, shape in manifest["state"].items()}
+    providers = providers or choose_providers()
+    graphs = manifest["graphs"]
+    sessions = {}
+    for graph in ("step", "churn_head"):
+        path = directory / graphs[graph]["file"]
+        try:
+            sessions[graph] = open_session(path, providers)
+        except Exception as exc:  # onnxruntime raises its own exception types for a bad file
+            raise ModelError(f"{path}: onnxruntime cannot load the {graph} graph ({exc})") from None
+        _check_graph(graph, sessions[graph], graphs[graph], spec)
+    scorer = Scorer(sessions["step"], sessions["churn_head"], spec)
+    return Model(
+        directory=directory,
+        manifest=manifest,
+        scorer=scorer,
+        fingerprint=hashlib.sha256(manifest_bytes).hexdigest(),
+        state_spec=spec,
+    )
+
+
+def _check_versions(manifest: Mapping[str, Any]) -> None:
+    if manifest["featurizer_version"] != FEATURIZER_VERSION:
+        raise ModelError(
+            f"featurizer_version {manifest['featurizer_version']} != this worker's "
+            f"{FEATURIZER_VERSION}: retrain or upgrade the worker"
+        )
+    if manifest["feature_dim"] != FEATURE_DIM:
+        raise ModelError(f"feature_dim {manifest['feature_dim']} != FEATURE_DIM {FEATURE_DIM}")
+    for graph in ("step", "churn_head"):
+        if manifest["graphs"][graph]["file"] not in manifest["files"]:
+            raise ModelError(
+                f"graph {graph}: file {manifest['graphs'][graph]['file']} not in files"
+            )
+
+
+def _check_files(directory: Path, files: Mapping[str, Mapping[str, Any]]) -> None:
+    for name, meta in files.items():
+        path = directory / name
+        try:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError as exc:
+            raise ModelError(f"{path}: cannot read ({exc})") from None
+        if digest != meta["sha256"]:
+            raise ModelError(f"{path}: sha256 {digest[:12]}… != manifest {meta['sha256'][:12]}…")
+
+
+def _check_graph(
+    graph: str,
+    session: ort.InferenceSession,
+    declared: Mapping[str, Any],
+    spec: Mapping[str, tuple[int, ...]],
+) -> None:
+    actual_in = {i.name: i.shape for i in session.get_inputs()}
+    actual_out = {o.name: o.shape for o in session.get_outputs()}
+    if graph == "step":
+        want_in = {"x", "elapsed", *spec}
+        want_out = {"p_purchase", "p_churn", *(f"{n}_out" for n in spec)}
+    else:
+        want_in = {"elapsed"} | (set(actual_in) & set(spec))
+        want_out = {"p_churn"}
+        if not set(actual_in) - {"elapsed"} <= set(spec):
+            raise ModelError(f"graph {graph}: inputs {sorted(actual_in)} not all state tensors")
+    for kind, want, actual, decl in (
+        ("inputs", want_in, actual_in, declared["inputs"]),
+        ("outputs", want_out, actual_out, declared["outputs"]),
+    ):
+        if set(actual) != want or set(decl) != want:
+            raise ModelError(
+                f"graph {graph}: {kind} {sorted(actual)} (manifest {sorted(decl)}),"
+                f" want {sorted(want)}"
+            )
+        for name in want:
+            _check_shape(graph, name, actual[name], decl[name])
+    if graph == "step":
+        x_shape = actual_in["x"]
+        if isinstance(x_shape[-1], int) and x_shape[-1] != FEATURE_DIM:
+            raise ModelError(f"graph step: x has {x_shape[-1]} features, want {FEATURE_DIM}")
+        for name, shape in spec.items():
+            _check_shape(graph, name, actual_in[name], [-1, *shape])
+
+
+def _check_shape(graph: str, name: str, actual: Sequence[Any], declared: Sequence[int]) -> None:
+    # Symbolic (str/None) ONNX dims match anything; a fixed dim must equal the manifest's (or -1).
+    if len(actual) != len(declared):
+        raise ModelError(f"graph {graph}: {name} has rank {len(actual)}, manifest says {declared}")
+    for a, d in zip(actual, declared, strict=True):
+        if isinstance(a, int) and d != -1 and a != d:
+            raise ModelError(
+                f"graph {graph}: {name} shape {list(actual)} != manifest {list(declared)}"
+            )
+
+
+class ModelStore:
+    """The serving model; swaps in a new one when the manifest changes and passes every check."""
+
+    def __init__(self, directory: Path, model: Model) -> None:
+        self.directory = directory
+        self.current = model
+        self._refused: str | None = None
+
+    @classmethod
+    def open(cls, directory: Path) -> ModelStore:
+        """Load the model at start; raises :class:`ModelError` (the worker exits non-zero)."""
+        return cls(directory, load_model(directory))
+
+    def poll(self) -> tuple[str, Model | str] | None:
+        """Check for a new manifest: None (no change), ("ok", model) or ("refused", reason).
+
+        A refused artifact is reported once and not retried until a file in the directory changes.
+        """
+        fp = fingerprint(self.directory)
+        if not fp or fp == self.current.fingerprint:
+            return None
+        signature = directory_signature(self.directory)
+        if signature == self._refused:
+            return None
+        try:
+            model = load_model(self.directory, self.current.scorer.step_session.get_providers())
+        except ModelError as exc:
+            self._refused = signature
+            return "refused", str(exc)
+        self.current = model
+        self._refused = None
+        return "ok", model

@@ -1,0 +1,285 @@
+"""The pure batch core: records in -> dead letters, re-keys, state writes, alerts, scores out.
+
+No Faust here. The agent hands a micro-batch of raw records and a ``load_state`` callback (the
+table read); it gets back everything to send and write. Accounting for every batch:
+``len(records) == scored + duplicates + len(dead_letters) + len(rekeys)``.
+
+Within a batch a user may appear several times, so events are scored in *waves*: wave k holds the
+k-th event of every user in the batch, and each wave is one call of the step graph (B = users in the
+wave), so a user's events are applied in arrival order and each sees the state of the one before.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from schemas.event import Event, EventError, Reason, decode_event
+from training.featurizer import featurize
+from worker.alerts import AlertType, alert_record, decide, public_user_id
+from worker.deadletter import dead_letter_record
+from worker.model_store import Model
+from worker.state import (
+    UserState,
+    is_duplicate,
+    pack_tensors,
+    remember_event,
+    state_arrays,
+)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One raw Kafka record as consumed (key and value undecoded, so a dead letter keeps them)."""
+
+    key: bytes | None
+    value: bytes | None
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int | None
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The settings the pure core needs (a subset of :class:`worker.settings.Settings`)."""
+
+    max_event_bytes: int = 65536
+    dedup_window: int = 64
+    cooldown_ms: int = 1_800_000
+    hysteresis: float = 0.05
+    pseudonym_key: bytes = b""
+    emit_scores: bool = False
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A record that cannot be scored: its dead-letter document and why."""
+
+    index: int
+    reason: Reason
+    doc: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Rekey:
+    """A valid event under the wrong key: re-sent to the events topic keyed by its user id."""
+
+    index: int
+    user_id: str
+    value: bytes
+
+
+@dataclass(frozen=True)
+class Emit:
+    """A record to send: an alert (propensity/churn) or a score; ``source_ts_ms`` for latency."""
+
+    kind: AlertType | str
+    key: str
+    doc: dict[str, Any]
+    source_ts_ms: int | None
+
+
+@dataclass
+class BatchResult:
+    """What one batch produced; ``writes`` maps user -> (new state, index of its last event)."""
+
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    rekeys: list[Rekey] = field(default_factory=list)
+    writes: dict[str, tuple[UserState, int]] = field(default_factory=dict)
+    alerts: list[Emit] = field(default_factory=list)
+    scores: list[Emit] = field(default_factory=list)
+    scored: int = 0
+    duplicates: int = 0
+    resets: int = 0
+    new_users: int = 0
+    wave_sizes: list[int] = field(default_factory=list)
+    wave_seconds: list[float] = field(default_factory=list)
+
+
+LoadState = Callable[[str, int], UserState | None]
+
+
+def classify(
+    records: Sequence[Record], cfg: PipelineConfig, result: BatchResult
+) -> list[tuple[int, Event]]:
+    """Decode every record; dead letters and re-keys go into ``result``, valid events come back."""
+    valid: list[tuple[int, Event]] = []
+    for i, rec in enumerate(records):
+        try:
+            event = decode_event(rec.value or b"", max_bytes=cfg.max_event_bytes)
+        except EventError as exc:
+            result.dead_letters.append(_dead(i, rec, exc.reason, exc.detail))
+            continue
+        if not rec.key:
+            detail = "record has no key; producers must key events by user_id"
+            result.dead_letters.append(_dead(i, rec, "empty_key", detail))
+        elif rec.key != event.user_id.encode("utf-8"):
+            # Mis-keyed: its partition may hold another copy of this user's state, so re-send
+            # keyed by user_id and score only that copy (it comes back through this topic).
+            result.rekeys.append(Rekey(i, event.user_id, rec.value or b""))
+        else:
+            valid.append((i, event))
+    return valid
+
+
+def waves(valid: Sequence[tuple[int, Event]]) -> list[list[tuple[int, Event]]]:
+    """Wave k = the k-th event of every user in the batch (arrival order kept within a user)."""
+    by_user: dict[str, list[tuple[int, Event]]] = {}
+    for item in valid:
+        by_user.setdefault(item[1].user_id, []).append(item)
+    depth = max((len(v) for v in by_user.values()), default=0)
+    return [[v[k] for v in by_user.values() if len(v) > k] for k in range(depth)]
+
+
+def process_batch(
+    records: Sequence[Record], load_state: LoadState, model: Model, cfg: PipelineConfig
+) -> BatchResult:
+    """Run one micro-batch through decode, dedup, featurize, step graph and the alert policy."""
+    result = BatchResult()
+    valid = classify(records, cfg, result)
+    states: dict[str, UserState | None] = {}
+    for wave in waves(valid):
+        _score_wave(wave, records, states, load_state, model, cfg, result)
+    return result
+
+
+def _score_wave(
+    wave: Sequence[tuple[int, Event]],
+    records: Sequence[Record],
+    states: dict[str, UserState | None],
+    load_state: LoadState,
+    model: Model,
+    cfg: PipelineConfig,
+    result: BatchResult,
+) -> None:
+    rows: list[np.ndarray] = []
+    pending: list[tuple[int, Event, UserState, Any]] = []
+    tensors: dict[str, list[np.ndarray]] = {name: [] for name in model.state_spec}
+    for index, event in wave:
+        user = event.user_id
+        if user not in states:
+            states[user] = load_state(user, index)
+            result.new_users += states[user] is None
+        state = states[user]
+        if is_duplicate(state, event.event_id):
+            result.duplicates += 1
+            continue
+        state = state or UserState()
+        arrays, reset = state_arrays(state, model.state_spec, model.state_key)
+        result.resets += reset
+        row, ctx = featurize(event, state.ctx)
+        rows.append(row)
+        for name, array in arrays.items():
+            tensors[name].append(array)
+        pending.append((index, event, state, ctx))
+    if not pending:
+        return
+    result.wave_sizes.append(len(pending))
+    x = np.stack(rows)  # (B, F)
+    elapsed = np.zeros(len(pending), dtype=np.float32)  # (B,): 0 when scoring an event
+    stacked = {name: np.stack(arrs) for name, arrs in tensors.items()}  # name -> (B, *shape)
+    started = time.perf_counter()
+    out = model.scorer.step(x, elapsed, stacked)
+    result.wave_seconds.append(time.perf_counter() - started)
+    for j, (index, event, state, ctx) in enumerate(pending):
+        new_state = _advance(state, event, ctx, {n: a[j] for n, a in out.state.items()}, model, cfg)
+        p_buy, p_churn = float(out.p_purchase[j]), float(out.p_churn[j])
+        new_state = _alerts(new_state, event, p_buy, p_churn, records[index], model, cfg, result)
+        states[event.user_id] = new_state
+        result.writes[event.user_id] = (new_state, index)
+        result.scored += 1
+        if cfg.emit_scores:
+            result.scores.append(_score(event, p_buy, p_churn, records[index], model, cfg))
+
+
+def _advance(
+    state: UserState,
+    event: Event,
+    ctx: Any,
+    arrays: dict[str, np.ndarray],
+    model: Model,
+    cfg: PipelineConfig,
+) -> UserState:
+    state = remember_event(state, event.event_id, window=cfg.dedup_window)
+    return msgspec.structs.replace(
+        state,
+        ctx=ctx,
+        tensors=pack_tensors(arrays),
+        state_spec=model.state_key,
+        last_event_id=event.event_id,
+        last_event_ts_ms=event.ts_ms,
+        events=state.events + 1,
+    )
+
+
+def _alerts(
+    state: UserState,
+    event: Event,
+    p_buy: float,
+    p_churn: float,
+    rec: Record,
+    model: Model,
+    cfg: PipelineConfig,
+    result: BatchResult,
+) -> UserState:
+    thresholds = model.thresholds
+    arms = {"propensity": state.propensity, "churn": state.churn}
+    for alert_type, score in (("propensity", p_buy), ("churn", p_churn)):
+        arm, fire = decide(
+            arms[alert_type],
+            score,
+            threshold=thresholds[alert_type],
+            hysteresis=cfg.hysteresis,
+            cooldown_ms=cfg.cooldown_ms,
+            now_ms=event.ts_ms,
+        )
+        arms[alert_type] = arm
+        if fire:
+            doc = alert_record(
+                alert_type=alert_type,  # type: ignore[arg-type]  # the tuple above holds literals
+                user_id=event.user_id,
+                trigger="event",
+                event_id=event.event_id,
+                event_ts_ms=event.ts_ms,
+                score=score,
+                threshold=thresholds[alert_type],
+                model_version=model.version,
+                key=cfg.pseudonym_key,
+            )
+            result.alerts.append(Emit(alert_type, doc["user_id"], doc, rec.timestamp_ms))
+    return msgspec.structs.replace(state, propensity=arms["propensity"], churn=arms["churn"])
+
+
+def _score(
+    event: Event, p_buy: float, p_churn: float, rec: Record, model: Model, cfg: PipelineConfig
+) -> Emit:
+    user = public_user_id(event.user_id, cfg.pseudonym_key)
+    doc = {
+        "event_id": event.event_id,
+        "user_id": user,
+        "timestamp": event.ts_ms,
+        "p_purchase": p_buy,
+        "p_churn": p_churn,
+        "model_version": model.version,
+    }
+    return Emit("scores", user, doc, rec.timestamp_ms)
+
+
+def _dead(index: int, rec: Record, reason: Reason, detail: str) -> DeadLetter:
+    doc = dead_letter_record(
+        reason=reason,
+        detail=detail,
+        topic=rec.topic,
+        partition=rec.partition,
+        offset=rec.offset,
+        timestamp_ms=rec.timestamp_ms,
+        key=rec.key,
+        value=rec.value,
+    )
+    return DeadLetter(index, reason, doc)

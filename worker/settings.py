@@ -1,0 +1,215 @@
+"""The worker's one frozen settings object, read from ``CLICKSCORE_*`` environment variables.
+
+Every field, default and meaning mirrors the table in docs/contracts.md. A bad value stops the
+process at start with one line naming the variable (:func:`load_settings`), never a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "CLICKSCORE_"
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+LogFormat = Literal["text", "json"]
+Store = Literal["rocksdb://", "memory://"]
+
+
+class SettingsError(ValueError):
+    """A bad setting; the message is the one line the CLI prints before exiting non-zero."""
+
+
+class Settings(BaseSettings):
+    """Worker settings (env prefix ``CLICKSCORE_``); see docs/contracts.md for the table."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, frozen=True, extra="ignore", case_sensitive=False
+    )
+
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="bootstrap servers, host:port,...")
+    security_protocol: SecurityProtocol = Field("PLAINTEXT", description="Kafka security protocol")
+    sasl_mechanism: SaslMechanism = Field("SCRAM-SHA-512", description="SASL mechanism")
+    sasl_username: str | None = Field(None, description="required with SASL_*")
+    sasl_password: SecretStr | None = Field(None, description="required with SASL_* (secret)")
+    ssl_ca_file: Path | None = Field(None, description="CA bundle (PEM)")
+    ssl_cert_file: Path | None = Field(None, description="client certificate (PEM)")
+    ssl_key_file: Path | None = Field(None, description="client key (PEM)")
+    events_topic: str = Field("clickstream.events", min_length=1, description="input events")
+    dlq_topic: str = Field("clickstream.events.dlq", min_length=1, description="dead letters")
+    propensity_topic: str = Field("alerts.propensity", min_length=1, description="alerts out")
+    churn_topic: str = Field("alerts.churn", min_length=1, description="churn alerts out")
+    scores_topic: str = Field("", description="every score to this topic; empty = off")
+    partitions: int = Field(8, ge=1, description="partitions of events topic and changelog")
+    replication_factor: int = Field(1, ge=1, description="for topics the worker creates")
+    group_id: str = Field("clickscore", min_length=1, description="consumer group = Faust app id")
+    store: Store = Field("rocksdb://", description="Faust table store")
+    data_dir: Path = Field(Path("./var/worker"), description="Faust data dir (RocksDB)")
+    model_dir: Path = Field(..., description="model artifact directory (required)")
+    model_poll_seconds: float = Field(5.0, gt=0, description="poll period for a new manifest")
+    batch_size: int = Field(256, ge=1, description="micro-batch size")
+    batch_max_wait_ms: int = Field(20, ge=1, description="max wait to fill a batch")
+    alert_cooldown_seconds: float = Field(1800.0, ge=0, description="per user and alert type")
+    alert_hysteresis: float = Field(0.05, ge=0, le=1, description="re-arm below threshold - this")
+    churn_sweep_interval_seconds: float = Field(60.0, gt=0, description="churn sweep period")
+    churn_idle_seconds: float = Field(900.0, gt=0, description="silence before a sweep re-score")
+    max_event_bytes: int = Field(65536, ge=64, description="larger records are dead letters")
+    dedup_window: int = Field(64, ge=1, description="recent event ids remembered per user")
+    web_host: str = Field("0.0.0.0", description="host for /metrics, /healthz, /readyz")
+    web_port: int = Field(6066, ge=0, le=65535, description="port for /metrics etc. (0 = any)")
+    log_level: LogLevel = Field("INFO", description="log level")
+    log_format: LogFormat = Field("text", description="text or json")
+    pseudonymize_key: SecretStr = Field(SecretStr(""), description="HMAC key for alert user ids")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _check_bootstrap(cls, value: str) -> str:
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"{server!r} is not host:port")
+        return value
+
+    @field_validator("model_dir")
+    @classmethod
+    def _check_model_dir(cls, value: Path) -> Path:
+        if not value.is_dir():
+            raise ValueError("not a directory")
+        if not (value / "manifest.json").is_file():
+            raise ValueError("no manifest.json in it")
+        return value
+
+    @field_validator("ssl_ca_file", "ssl_cert_file", "ssl_key_file")
+    @classmethod
+    def _check_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError("file not found")
+        return value
+
+    @model_validator(mode="after")
+    def _check_security(self) -> Settings:
+        if self.security_protocol.startswith("SASL"):
+            if not self.sasl_username:
+                raise _FieldError("sasl_username", "", f"required with {self.security_protocol}")
+            if self.sasl_password is None or not self.sasl_password.get_secret_value():
+                raise _FieldError("sasl_password", "", f"required with {self.security_protocol}")
+        if (self.ssl_cert_file is None) != (self.ssl_key_file is None):
+            raise _FieldError("ssl_key_file", "", "SSL_CERT_FILE and SSL_KEY_FILE go together")
+        return self
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        """The bootstrap list as Faust wants it (``kafka://host:port`` each)."""
+        return [f"kafka://{s.strip()}" for s in self.kafka_bootstrap.split(",")]
+
+    @property
+    def has_pseudonym_key(self) -> bool:
+        """True when alerts must carry the HMAC pseudonym instead of the raw user id."""
+        return bool(self.pseudonymize_key.get_secret_value())
+
+    def loggable(self) -> dict[str, Any]:
+        """Settings as a dict safe to log: secrets masked, paths as strings."""
+        out: dict[str, Any] = {}
+        for name, value in self.model_dump().items():
+            if isinstance(value, SecretStr):
+                value = "**********" if value.get_secret_value() else ""
+            elif isinstance(value, Path):
+                value = str(value)
+            out[name] = value
+        return out
+
+
+class _FieldError(ValueError):
+    """A cross-field failure that still names one variable (pydantic wraps it)."""
+
+    def __init__(self, field: str, value: str, message: str) -> None:
+        super().__init__(f"{ENV_PREFIX}{field.upper()}={value}: {message}")
+
+
+def env_name(field: str) -> str:
+    """The environment variable behind a settings field."""
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Read and validate settings, or raise :class:`SettingsError` naming the variable.
+
+    ``env`` replaces ``os.environ`` (tests); values are looked up with the ``CLICKSCORE_`` prefix.
+    """
+    try:
+        if env is None:
+            return Settings()  # type: ignore[call-arg]  # fields come from the environment
+        values = {
+            k[len(ENV_PREFIX) :].lower(): v
+            for k, v in env.items()
+            if k.upper().startswith(ENV_PREFIX)
+        }
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        raise SettingsError(_one_line(exc)) from None
+
+
+def _one_line(exc: ValidationError) -> str:
+    # The first error is enough: the operator fixes it and the next start names the next one.
+    err = exc.errors(include_url=False)[0]
+    loc = err.get("loc") or ()
+    ctx_error = (err.get("ctx") or {}).get("error")
+    if isinstance(ctx_error, _FieldError):
+        return str(ctx_error)
+    field = str(loc[0]) if loc else ""
+    value = err.get("input")
+    shown = "" if value is None or isinstance(value, dict) else _mask(field, value)
+    message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+    if err.get("type") == "missing":
+        message = "required, not set"
+    if not field:
+        return message
+    return f"{env_name(field)}={shown}: {_friendly(message)}"
+
+
+def _mask(field: str, value: Any) -> str:
+    if field in ("sasl_password", "pseudonymize_key"):
+        return "**********"
+    return str(value)
+
+
+def _friendly(message: str) -> str:
+    # pydantic says "Input should be greater than or equal to 1"; the docs say ">= 1".
+    replacements = {
+        "Input should be greater than or equal to ": "must be >= ",
+        "Input should be less than or equal to ": "must be <= ",
+        "Input should be greater than ": "must be > ",
+        "Input should be less than ": "must be < ",
+        "Input should be ": "must be ",
+    }
+    for old, new in replacements.items():
+        if message.startswith(old):
+            return new + message[len(old) :]
+    return message
+
+
+def settings_help() -> str:
+    """One line per setting: variable, default and meaning (for ``python -m worker run --help``)."""
+    lines = []
+    for name, info in Settings.model_fields.items():
+        default = "(required)" if info.is_required() else repr(_plain(info.default))
+        lines.append(f"  {env_name(name):<44} default {default:<22} {info.description or ''}")
+    return "\n".join(lines)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, Path):
+        return str(value)
+    return value

@@ -1,0 +1,106 @@
+"""Per-user state: what the worker keeps in its Faust table between a user's events.
+
+Plain msgspec/numpy, no Faust: the agent reads the bytes from the table, :func:`decode_state`s them,
+lets the pipeline update the struct, and writes :func:`encode_state` back so the changelog sees it.
+
+>>> s = UserState()
+>>> s = remember_event(s, "e1", window=2)
+>>> is_duplicate(s, "e1"), is_duplicate(s, "e2")
+(True, False)
+>>> decode_state(encode_state(s)) == s
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import msgspec
+import numpy as np
+
+from training.featurizer import FeatureContext
+
+STATE_FORMAT = 1  # bump on an incompatible change of UserState; old records are then reset
+
+
+class AlertArm(msgspec.Struct, frozen=True):
+    """One alert type's policy state: armed (may fire) and when it last fired (event time, ms)."""
+
+    armed: bool = True
+    last_fired_ms: int | None = None
+
+
+class UserState(msgspec.Struct, frozen=True):
+    """Everything the worker remembers about one user (a few hundred floats plus ids)."""
+
+    format: int = STATE_FORMAT
+    ctx: FeatureContext = FeatureContext()
+    # Recurrent state tensors (float32 bytes, C order), valid for the shapes in ``state_spec``.
+    tensors: dict[str, bytes] = {}
+    state_spec: str = ""
+    recent_ids: tuple[str, ...] = ()
+    last_event_id: str | None = None
+    last_event_ts_ms: int | None = None
+    events: int = 0
+    propensity: AlertArm = AlertArm()
+    churn: AlertArm = AlertArm()
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(UserState)
+
+
+def encode_state(state: UserState) -> bytes:
+    """The table value for ``state`` (msgpack)."""
+    return _encoder.encode(state)
+
+
+def decode_state(raw: bytes | None) -> UserState | None:
+    """The state stored in a table value; None for a missing or unreadable (other format) value."""
+    if not raw:
+        return None
+    try:
+        state = _decoder.decode(raw)
+    except msgspec.DecodeError:
+        return None  # an unreadable record is treated as a new user, never a crash
+    return state if state.format == STATE_FORMAT else None
+
+
+def spec_key(spec: Mapping[str, Sequence[int]]) -> str:
+    """A stable string for a model's state shapes; a change means stored tensors no longer fit."""
+    return ";".join(f"{name}={'x'.join(map(str, shape))}" for name, shape in sorted(spec.items()))
+
+
+def state_arrays(
+    state: UserState | None, spec: Mapping[str, Sequence[int]], key: str
+) -> tuple[dict[str, np.ndarray], bool]:
+    """The user's state tensors for the current model, and whether stored tensors were reset.
+
+    Reset policy: tensors stored under another model's shapes cannot be fed to this one, so the
+    user restarts from zeros (feature context, dedup ids and alert arms are kept).
+    """
+    fresh = {name: np.zeros(tuple(shape), dtype=np.float32) for name, shape in spec.items()}
+    if state is None or not state.tensors:
+        return fresh, False
+    if state.state_spec != key:
+        return fresh, True
+    arrays = {}
+    for name, shape in spec.items():
+        arrays[name] = np.frombuffer(state.tensors[name], dtype=np.float32).reshape(tuple(shape))
+    return arrays, False
+
+
+def pack_tensors(arrays: Mapping[str, np.ndarray]) -> dict[str, bytes]:
+    """Tensors as float32 bytes for :class:`UserState` (shape comes from the model's spec)."""
+    return {name: np.ascontiguousarray(a, dtype=np.float32).tobytes() for name, a in arrays.items()}
+
+
+def is_duplicate(state: UserState | None, event_id: str) -> bool:
+    """True when ``event_id`` is among the user's recently applied ids."""
+    return state is not None and event_id in state.recent_ids
+
+
+def remember_event(state: UserState, event_id: str, *, window: int) -> UserState:
+    """Add ``event_id`` to the recent ids, keeping only the last ``window``."""
+    ids = (*state.recent_ids, event_id)[-window:]
+    return msgspec.structs.replace(state, recent_ids=ids)
