@@ -1,0 +1,89 @@
+"""The alert policy (threshold, hysteresis, cooldown in event time), ids, pseudonyms, records."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+import pytest
+
+import schemas
+from worker.alerts import alert_id, alert_record, decide, pseudonym
+from worker.deadletter import MAX_VALUE_BYTES, dead_letter_record
+from worker.state import AlertArm
+
+POLICY = {"threshold": 0.8, "hysteresis": 0.1, "cooldown_ms": 60_000}
+
+
+def _run(scores: list[tuple[int, float]]) -> list[int]:
+    """Feed (time ms, score) pairs; return the times at which an alert fired."""
+    arm, fired = AlertArm(), []
+    for now, score in scores:
+        arm, fire = decide(arm, score, now_ms=now, **POLICY)  # type: ignore[arg-type]
+        if fire:
+            fired.append(now)
+    return fired
+
+
+def test_fires_once_until_rearmed_below_threshold_minus_hysteresis() -> None:
+    # 0.75 is below the threshold but inside the hysteresis band: no re-arm, no second alert.
+    assert _run([(0, 0.9), (100_000, 0.75), (200_000, 0.95)]) == [0]
+    # 0.65 < 0.8 - 0.1 re-arms; the next high score (out of cooldown) fires again.
+    assert _run([(0, 0.9), (100_000, 0.65), (200_000, 0.95)]) == [0, 200_000]
+
+
+def test_cooldown_is_in_event_time() -> None:
+    # Re-armed at 10 s, but the cooldown (60 s from the first alert) holds until 60 s.
+    assert _run([(0, 0.9), (10_000, 0.1), (30_000, 0.9), (70_000, 0.9)]) == [0, 70_000]
+
+
+def test_below_threshold_never_fires() -> None:
+    assert _run([(i * 1000, 0.79) for i in range(10)]) == []
+
+
+def test_alert_id_is_deterministic_and_per_trigger() -> None:
+    a = alert_id("churn", "u1", "event", "e9")
+    assert a == alert_id("churn", "u1", "event", "e9")
+    assert a == hashlib.sha256(b"churn|u1|event|e9").hexdigest()[:32]
+    assert a != alert_id("churn", "u1", "sweep", "e9")
+    assert a != alert_id("propensity", "u1", "event", "e9")
+
+
+@pytest.mark.parametrize("key", [b"", b"secret-key"])
+def test_alert_record_matches_schema_and_hides_the_id_with_a_key(key: bytes) -> None:
+    doc = alert_record(
+        alert_type="propensity",
+        user_id="u1",
+        trigger="event",
+        event_id="e1",
+        event_ts_ms=1_767_225_600_000,
+        score=0.91,
+        threshold=0.8,
+        model_version="m1",
+        key=key,
+    )
+    schemas.validate("alert", doc)
+    assert doc["alert_id"] == alert_id("propensity", "u1", "event", "e1")  # raw id, before HMAC
+    if key:
+        assert doc["user_id"] == pseudonym("u1", key) and doc["user_id_pseudonymized"]
+        assert "u1" not in doc["user_id"]
+    else:
+        assert doc["user_id"] == "u1" and not doc["user_id_pseudonymized"]
+
+
+def test_dead_letter_record_matches_schema_and_truncates_big_values() -> None:
+    big = b"x" * (MAX_VALUE_BYTES + 10)
+    doc = dead_letter_record(
+        reason="too_large",
+        detail="too big",
+        topic="t",
+        partition=3,
+        offset=42,
+        timestamp_ms=None,
+        key=None,
+        value=big,
+    )
+    schemas.validate("dead_letter", doc)
+    assert doc["value_truncated"] is True
+    assert base64.b64decode(doc["value_b64"]) == big[:MAX_VALUE_BYTES]
+    assert doc["source"] == {"topic": "t", "partition": 3, "offset": 42, "timestamp_ms": None}

@@ -1,0 +1,192 @@
+"""The pure batch core: waves, dedup, accounting, parity with offline scoring, resets, sweep."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from worker_artifacts import T0_MS, keyed, make_events, shared_artifact
+
+import schemas
+from schemas.event import Event, encode_event
+from training.score import score_events
+from worker.model_store import Model, load_model
+from worker.pipeline import PipelineConfig, Record, process_batch, waves
+from worker.state import UserState
+from worker.sweep import EventClock, sweep
+
+
+@pytest.fixture(scope="module")
+def model() -> Model:
+    return load_model(shared_artifact())
+
+
+def _records(pairs: Sequence[tuple[bytes | None, bytes]]) -> list[Record]:
+    return [Record(k, v, "events", 0, i, T0_MS) for i, (k, v) in enumerate(pairs)]
+
+
+class Table(dict[str, UserState]):
+    """A dict standing in for the Faust table: load = get, apply = write back the writes."""
+
+    def load(self, user: str, _index: int) -> UserState | None:
+        return self.get(user)
+
+
+def _run(
+    model: Model, table: Table, records: list[Record], batch: int, cfg: PipelineConfig
+) -> list:
+    results = []
+    for start in range(0, len(records), batch):
+        result = process_batch(records[start : start + batch], table.load, model, cfg)
+        table.update({u: s for u, (s, _) in result.writes.items()})
+        results.append(result)
+    return results
+
+
+def test_waves_keep_each_users_order_and_one_event_per_user_per_wave() -> None:
+    events = [
+        Event(event_id=str(i), user_id=u, event_type="view", ts_ms=i)
+        for i, u in enumerate("abacaab")
+    ]
+    got = [[e.event_id for _, e in wave] for wave in waves(list(enumerate(events)))]
+    assert got == [["0", "1", "3"], ["2", "6"], ["4"], ["5"]]
+
+
+@pytest.mark.parametrize("batch", [1, 7, 256])
+def test_streamed_scores_equal_offline_scores(model: Model, batch: int) -> None:
+    events = make_events(300, users=17, seed=3)
+    table = Table()
+    cfg = PipelineConfig(emit_scores=True)
+    results = _run(model, table, _records(keyed(events)), batch, cfg)
+    streamed = {s.doc["event_id"]: s.doc for r in results for s in r.scores}
+    offline = score_events(shared_artifact(), events)
+    assert len(streamed) == len(events)
+    for i, event_id in enumerate(offline.event_id):
+        assert abs(streamed[event_id]["p_purchase"] - offline.p_purchase[i]) <= 1e-5
+        assert abs(streamed[event_id]["p_churn"] - offline.p_churn[i]) <= 1e-5
+
+
+def test_bad_records_are_dead_lettered_and_everything_is_accounted_for(model: Model) -> None:
+    good = keyed(make_events(40, users=5, seed=1))
+    bad: list[tuple[bytes | None, bytes]] = [
+        (b"u1", b"not json"),
+        (b"u1", b"[1, 2]"),
+        (b"u1", b'{"event_id": "x"}'),
+        (b"u1", b'{"event_id":"b1","user_id":"u1","event_type":"view","timestamp":"yesterday"}'),
+        (b"u1", b'{"event_id":"b2","user_id":"u1","event_type":"teleport","timestamp":1}'),
+        (b"u1", b'{"event_id":"b3","user_id":"u1","event_type":"view","timestamp":1,"price":-1}'),
+        (b"u1", b'{"event_id":"b4","user_id":"u1","event_type":"view","timestamp":1,"item_id":5}'),
+        (b"u1", b"{" + b" " * 70_000 + b"}"),
+        (None, encode_event(Event(event_id="b5", user_id="u1", event_type="view", ts_ms=1))),
+        (b"u1", b"\xff\xfe"),
+    ]
+    rekeyed = (
+        b"other",
+        encode_event(Event(event_id="r1", user_id="u2", event_type="view", ts_ms=2)),
+    )
+    pairs = good[:20] + bad + [rekeyed] + good[20:]
+    result = process_batch(_records(pairs), Table().load, model, PipelineConfig())
+    reasons = [d.reason for d in result.dead_letters]
+    assert reasons == [
+        "not_json", "not_object", "schema", "bad_timestamp", "unknown_event_type",
+        "schema", "schema", "too_large", "empty_key", "not_utf8",
+    ]  # fmt: skip
+    for dead in result.dead_letters:
+        schemas.validate("dead_letter", dead.doc)
+        assert dead.doc["source"]["offset"] == 20 + bad.index(pairs[dead.index])
+    assert [(r.user_id, r.value) for r in result.rekeys] == [("u2", rekeyed[1])]
+    assert result.scored == len(good)
+    assert len(pairs) == result.scored + result.duplicates + len(result.dead_letters) + len(
+        result.rekeys
+    )
+
+
+def test_duplicates_do_not_advance_state(model: Model) -> None:
+    events = make_events(30, users=3, seed=2)
+    pairs = keyed(events)
+    table = Table()
+    first = _run(model, table, _records(pairs), 8, PipelineConfig())
+    before = dict(table)
+    # Redelivery of everything (as after a crash before the commit), plus in-batch repeats.
+    again = _run(model, table, _records(pairs + pairs[:5]), 64, PipelineConfig())
+    assert sum(r.scored for r in first) == 30
+    assert sum(r.duplicates for r in again) == 35 and sum(r.scored for r in again) == 0
+    assert table == before
+
+
+def test_alerts_validate_and_fire_once_per_user_at_threshold_zero(model: Model) -> None:
+    # Threshold 0: every user fires at its first event, and never re-arms (score < -hysteresis).
+    import dataclasses
+
+    model0 = dataclasses.replace(
+        model, manifest={**model.manifest, "thresholds": {"propensity": 0.0, "churn": 0.0}}
+    )
+    events = make_events(100, users=9, seed=4)
+    results = _run(model0, Table(), _records(keyed(events)), 16, PipelineConfig(pseudonym_key=b"k"))
+    alerts = [a for r in results for a in r.alerts]
+    for a in alerts:
+        schemas.validate("alert", a.doc)
+        assert a.doc["user_id"] != a.doc["event_id"] and len(a.doc["user_id"]) == 64
+    users = {e.user_id for e in events}
+    for kind in ("propensity", "churn"):
+        assert len([a for a in alerts if a.kind == kind]) == len(users)
+
+
+def test_new_state_shapes_reset_users_on_their_next_event(model: Model, tmp_path) -> None:
+    from worker_artifacts import make_artifact
+
+    make_artifact(tmp_path, seed=1, hidden=24)
+    bigger = load_model(tmp_path)
+    events = make_events(20, users=4, seed=5)
+    table = Table()
+    _run(model, table, _records(keyed(events[:10])), 10, PipelineConfig())
+    users_before = set(table)
+    result = _run(bigger, table, _records(keyed(events[10:])), 10, PipelineConfig())[0]
+    assert result.resets == len(users_before & {e.user_id for e in events[10:]})
+    assert all(s.state_spec == bigger.state_key for s in table.values())
+
+
+def test_sweep_alerts_idle_users_once_per_last_event(model: Model) -> None:
+    import dataclasses
+
+    model0 = dataclasses.replace(
+        model, manifest={**model.manifest, "thresholds": {"propensity": 1.0, "churn": 0.0}}
+    )
+    never = dataclasses.replace(
+        model, manifest={**model.manifest, "thresholds": {"propensity": 1.0, "churn": 1.0}}
+    )
+    events = make_events(50, users=5, seed=6)
+    table = Table()
+    _run(never, table, _records(keyed(events)), 50, PipelineConfig())  # churn arms stay armed
+    newest = max(e.ts_ms for e in events)
+    alerted: set[tuple[str, str]] = set()
+    kwargs: dict[str, Any] = {
+        "idle_ms": 60_000,
+        "model": model0,
+        "cfg": PipelineConfig(),
+        "batch_size": 2,
+    }
+    early = sweep(table.items(), now_ms=newest + 1000, alerted=alerted, **kwargs)
+    assert early.alerts == []  # nobody idle for a minute yet
+    late = sweep(table.items(), now_ms=newest + 3_600_000, alerted=alerted, **kwargs)
+    assert late.rescored == 5 and len(late.alerts) == 5
+    for a in late.alerts:
+        schemas.validate("alert", a.doc)
+        assert a.doc["trigger"] == "sweep" and a.doc["idle_seconds"] >= 3000
+        assert a.doc["event_id"] == table[a.doc["user_id"]].last_event_id
+    again = sweep(table.items(), now_ms=newest + 7_200_000, alerted=alerted, **kwargs)
+    assert again.alerts == [] and again.rescored == 0
+
+
+def test_event_clock_follows_the_data_plus_wall_time() -> None:
+    wall = [1000.0]
+    clock = EventClock(lambda: wall[0])
+    assert clock.now_ms() is None
+    clock.observe(T0_MS)
+    wall[0] += 2.5
+    assert clock.now_ms() == T0_MS + 2500
+    clock.observe(T0_MS - 10_000)  # an older event does not move the clock back
+    assert clock.now_ms() == T0_MS + 2500
+    json.dumps(clock.now_ms())

@@ -1,0 +1,110 @@
+"""Settings: defaults per docs/contracts.md, one clear line per bad value, secrets never shown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from worker.settings import Settings, SettingsError, load_settings, settings_help
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path) -> Path:
+    (tmp_path / "manifest.json").write_text("{}")
+    return tmp_path
+
+
+def _env(model_dir: Path, **extra: str) -> dict[str, str]:
+    return {
+        "CLICKSCORE_MODEL_DIR": str(model_dir),
+        **{f"CLICKSCORE_{k}": v for k, v in extra.items()},
+    }
+
+
+def test_defaults_follow_the_contract(model_dir: Path) -> None:
+    s = load_settings(_env(model_dir))
+    assert s.kafka_bootstrap == "127.0.0.1:9092" and s.security_protocol == "PLAINTEXT"
+    assert (s.events_topic, s.dlq_topic) == ("clickstream.events", "clickstream.events.dlq")
+    assert (s.propensity_topic, s.churn_topic, s.scores_topic) == (
+        "alerts.propensity",
+        "alerts.churn",
+        "",
+    )
+    assert (s.partitions, s.replication_factor, s.group_id) == (8, 1, "clickscore")
+    assert (s.batch_size, s.batch_max_wait_ms, s.dedup_window) == (256, 20, 64)
+    assert (s.alert_cooldown_seconds, s.alert_hysteresis) == (1800, 0.05)
+    assert (s.churn_sweep_interval_seconds, s.churn_idle_seconds) == (60, 900)
+    assert (s.max_event_bytes, s.web_port, s.log_format, s.store) == (
+        65536,
+        6066,
+        "text",
+        "rocksdb://",
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"BATCH_SIZE": "0"}, "CLICKSCORE_BATCH_SIZE=0: must be >= 1"),
+        ({"SECURITY_PROTOCOL": "TLS"}, "CLICKSCORE_SECURITY_PROTOCOL=TLS: must be 'PLAINTEXT'"),
+        ({"LOG_FORMAT": "xml"}, "CLICKSCORE_LOG_FORMAT=xml:"),
+        (
+            {"KAFKA_BOOTSTRAP": "nohost"},
+            "CLICKSCORE_KAFKA_BOOTSTRAP=nohost: 'nohost' is not host:port",
+        ),
+        ({"SSL_CA_FILE": "/no/such.pem"}, "CLICKSCORE_SSL_CA_FILE=/no/such.pem: file not found"),
+        ({"SECURITY_PROTOCOL": "SASL_SSL"}, "CLICKSCORE_SASL_USERNAME=: required with SASL_SSL"),
+        (
+            {"SECURITY_PROTOCOL": "SASL_PLAINTEXT", "SASL_USERNAME": "me"},
+            "CLICKSCORE_SASL_PASSWORD=: required with SASL_PLAINTEXT",
+        ),
+        ({"PARTITIONS": "many"}, "CLICKSCORE_PARTITIONS=many:"),
+    ],
+)
+def test_bad_value_gives_one_line_naming_the_variable(
+    model_dir: Path, extra: dict[str, str], expected: str
+) -> None:
+    with pytest.raises(SettingsError) as err:
+        load_settings(_env(model_dir, **extra))
+    message = str(err.value)
+    assert message.startswith(expected), message
+    assert "\n" not in message
+
+
+def test_model_dir_must_exist_and_hold_a_manifest(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"^CLICKSCORE_MODEL_DIR=: required, not set$"):
+        load_settings({})
+    with pytest.raises(SettingsError, match="CLICKSCORE_MODEL_DIR=/nope: not a directory"):
+        load_settings({"CLICKSCORE_MODEL_DIR": "/nope"})
+    with pytest.raises(SettingsError, match=r"no manifest\.json"):
+        load_settings({"CLICKSCORE_MODEL_DIR": str(tmp_path)})
+
+
+def test_secrets_never_in_repr_logs_or_errors(model_dir: Path) -> None:
+    env = _env(
+        model_dir,
+        SECURITY_PROTOCOL="SASL_PLAINTEXT",
+        SASL_USERNAME="me",
+        SASL_PASSWORD="hunter2-pw",
+        PSEUDONYMIZE_KEY="k3y-secret",
+    )
+    s = load_settings(env)
+    shown = repr(s) + str(s) + str(s.loggable())
+    assert "hunter2-pw" not in shown and "k3y-secret" not in shown
+    assert s.has_pseudonym_key
+    with pytest.raises(SettingsError) as err:
+        load_settings({**env, "CLICKSCORE_BATCH_SIZE": "0"})
+    assert "hunter2-pw" not in str(err.value)
+
+
+def test_settings_are_frozen(model_dir: Path) -> None:
+    s = load_settings(_env(model_dir))
+    with pytest.raises(ValueError):
+        s.batch_size = 3  # type: ignore[misc]
+
+
+def test_help_lists_every_setting_with_its_variable() -> None:
+    text = settings_help()
+    for name in Settings.model_fields:
+        assert f"CLICKSCORE_{name.upper()} " in text
