@@ -9,13 +9,14 @@ KAFKA := deploy/local/kafka.sh
 PYTEST_MARKERS ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo "" || echo "not gpu")
 PYTEST_ARGS ?=
 
-.PHONY: help setup lint test demo kafka-up kafka-down
+.PHONY: help setup lint test demo bench kafka-up kafka-down
 
 help:
 	@echo "make setup   venv, Python packages, Kafka jars, Prometheus (idempotent)"
 	@echo "make lint    ruff check, ruff format --check, mypy"
 	@echo "make test    setup + lint + the whole pytest suite (what CI runs)"
-	@echo "make demo    local broker up, a round trip, broker down"
+	@echo "make demo    broker, simulate, train (or reuse), worker, replay, live alerts, stop"
+	@echo "make bench   benchmarks -> bench/results/ (BENCH='scoring state kafka training')"
 
 setup:
 	deploy/local/setup.sh
@@ -29,9 +30,12 @@ test: setup lint
 	$(PY) -m pytest -m "$(PYTEST_MARKERS)" --durations=15 $(PYTEST_ARGS)
 
 demo: setup
-	bootstrap=$$($(KAFKA) start | tail -n 1); \
-	trap '$(KAFKA) stop' EXIT; \
-	$(PY) deploy/local/demo_roundtrip.py --bootstrap "$${bootstrap#KAFKA_BOOTSTRAP=}"
+	deploy/local/demo.sh
+
+# Scoring micro-benchmarks always; the others as they are listed in bench/__main__.py.
+BENCH ?= scoring
+bench: setup
+	for name in $(BENCH); do $(PY) -m bench $$name; done
 
 kafka-up: setup
 	$(KAFKA) start

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 import uuid
@@ -43,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--from-beginning", action="store_true", help="with --follow: start at the oldest alert"
     )
     parser.add_argument("--limit", type=int, default=None, help="stop after N alerts")
+    parser.add_argument(
+        "--duration", type=float, default=None, help="with --follow: stop after this many seconds"
+    )
     parser.add_argument("--topics", nargs="+", default=None, help="alert topics to read")
     parser.add_argument(
         "--bootstrap", default=None, help="host:port[,...] (CLICKSCORE_KAFKA_BOOTSTRAP)"
@@ -50,23 +54,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the alerts; 0 on success, 2 on a bad setting or an unreachable broker."""
+    """Print the alerts; 0 on success (or SIGTERM), 130 on Ctrl-C, 2 on a bad setting."""
     console = Console()
     try:
         consumer, partitions = _start(args)
     except SettingError as exc:
         _say(Console(stderr=True), f"alerts: {exc}", "red")
         return 2
+    # SIGTERM ends a follow cleanly (status 0); Ctrl-C does too, with the customary 130.
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    status = 0
     try:
         if args.follow:
-            _follow(consumer, console, _topics(args), partitions, args.limit)
+            deadline = None if args.duration is None else time.monotonic() + args.duration
+            _follow(consumer, console, _topics(args), partitions, args.limit, deadline)
         else:
             _snapshot(consumer, console, partitions, args.limit)
-    except KeyboardInterrupt:
+    except _Terminated:
         pass
+    except KeyboardInterrupt:
+        status = 130
     finally:
+        signal.signal(signal.SIGTERM, previous)
         consumer.close()
-    return 0
+    return status
 
 
 def _topics(args: argparse.Namespace) -> list[str]:
@@ -82,6 +93,8 @@ def _start(args: argparse.Namespace) -> tuple[Consumer, set[tuple[str, int]]]:
     """Assign every partition of the alert topics that exists now; check the broker first."""
     if args.limit is not None and args.limit < 1:
         raise SettingError(f"--limit={args.limit}: must be >= 1")
+    if args.duration is not None and not args.duration > 0:
+        raise SettingError(f"--duration={args.duration}: must be > 0")
     bootstrap = bootstrap_servers(args.bootstrap)
     config: dict[str, Any] = {
         **client_config(bootstrap),
@@ -163,13 +176,14 @@ def _follow(
     topics: list[str],
     known: set[tuple[str, int]],
     limit: int | None,
+    deadline: float | None,
 ) -> None:
     """Keep a live table of the newest alerts (plain lines when the output is not a terminal)."""
     recent: deque[dict[str, Any]] = deque(maxlen=LIVE_ROWS)
     seen = 0
     next_check = time.monotonic()
     with Live(_table([], "waiting for alerts"), console=console, auto_refresh=False) as live:
-        while limit is None or seen < limit:
+        while (limit is None or seen < limit) and (deadline is None or time.monotonic() < deadline):
             if time.monotonic() >= next_check:
                 _assign_new(consumer, topics, known)
                 next_check = time.monotonic() + 5.0
@@ -181,9 +195,17 @@ def _follow(
                 seen += 1
                 recent.append(alert)
                 if not console.is_terminal:
-                    console.print(_line(alert))
+                    _say(console, _line(alert))
             # Refresh even without a new alert: the age column keeps moving.
             live.update(_table(list(recent), f"{seen} alerts (newest last)"), refresh=True)
+
+
+class _Terminated(Exception):
+    """SIGTERM arrived: leave the live view the way Ctrl-C would."""
+
+
+def _terminate(_signum: int, _frame: object) -> None:
+    raise _Terminated
 
 
 def _decode(value: bytes | None) -> dict[str, Any] | None:
