@@ -1,0 +1,72 @@
+"""Start-up failures: a bad setting or a broken model stops ``python -m worker run`` at once,
+non-zero, with one line naming the cause (no traceback). No broker needed: it fails first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from worker_artifacts import copy_artifact, shared_artifact
+from worker_process import ROOT
+
+
+def _run(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CLICKSCORE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "worker", "run"],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "line"),
+    [
+        (
+            {"CLICKSCORE_SECURITY_PROTOCOL": "KERBEROS"},
+            "CLICKSCORE_SECURITY_PROTOCOL=KERBEROS: must be 'PLAINTEXT', 'SSL', 'SASL_PLAINTEXT' "
+            "or 'SASL_SSL'",
+        ),
+        ({"CLICKSCORE_BATCH_SIZE": "0"}, "CLICKSCORE_BATCH_SIZE=0: must be >= 1"),
+        (
+            {"CLICKSCORE_MODEL_DIR": "/no/such/model"},
+            "CLICKSCORE_MODEL_DIR=/no/such/model: not a directory",
+        ),
+    ],
+)  # fmt: skip
+def test_bad_setting_exits_non_zero_with_one_line(env: dict[str, str], line: str) -> None:
+    done = _run({"CLICKSCORE_MODEL_DIR": str(shared_artifact()), **env})
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"clickscore worker: bad setting: {line}"]
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_broken_model_exits_non_zero_at_start(tmp_path: Path) -> None:
+    model = copy_artifact(shared_artifact(), tmp_path / "model")
+    manifest = json.loads((model / "manifest.json").read_text())
+    manifest["featurizer_version"] = 99
+    (model / "manifest.json").write_text(json.dumps(manifest))
+    done = _run({"CLICKSCORE_MODEL_DIR": str(model)})
+    assert done.returncode == 3
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "model refused: featurizer_version 99" in lines[0], done.stderr
+
+
+def test_run_help_lists_every_setting() -> None:
+    from worker.settings import Settings
+
+    done = subprocess.run(
+        [sys.executable, "-m", "worker", "run", "--help"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    for name, field in Settings.model_fields.items():
+        assert f"CLICKSCORE_{name.upper()}" in done.stdout
+        assert (field.description or "") in done.stdout
