@@ -8,11 +8,19 @@ ROOT=$(cd "$HERE/../.." && pwd)
 KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$HERE/pom.xml")
 CACHE=${CLICKSCORE_CACHE:-$HOME/.cache/clickscore}
 LIBS=$CACHE/kafka-$KAFKA_VERSION/libs
-START_TIMEOUT=${CLICKSCORE_KAFKA_START_TIMEOUT:-120}
+# A class-data-sharing archive of the broker's classes, made by `fetch`: it halves a JVM's start-up CPU.
+CDS=$CACHE/kafka-$KAFKA_VERSION/kafka.jsa
+START_TIMEOUT=${CLICKSCORE_KAFKA_START_TIMEOUT:-180}
 STOP_TIMEOUT=30
-# The JVM flags of Kafka's own start scripts.
+# The JVM flags of Kafka's own start scripts, plus C1 only (TieredStopAtLevel=1): on a small shared
+# machine C2 compilation costs more CPU at start than a short-lived test broker ever wins back.
+# CLICKSCORE_KAFKA_JVM_OPTS comes last, so "-XX:TieredStopAtLevel=4" there restores C2 (benchmarks).
 JVM_FLAGS=(-XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35
-  -XX:+ExplicitGCInvokesConcurrent -XX:MaxInlineLevel=15 -Djava.awt.headless=true)
+  -XX:+ExplicitGCInvokesConcurrent -XX:MaxInlineLevel=15 -Djava.awt.headless=true
+  -XX:TieredStopAtLevel=1)
+# Short-lived tools (storage format): C1 and the serial collector start fastest.
+TOOL_FLAGS=(-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xmx256m)
+read -r -a EXTRA_FLAGS <<<"${CLICKSCORE_KAFKA_JVM_OPTS:-}"
 
 usage() {
   cat <<EOF
@@ -33,7 +41,8 @@ Commands:
   kill    --node N [--dir DIR]         SIGKILL node N (a fault test's broker crash).
   restart --node N [--dir DIR]         (stop and) start node N again, same properties, no reformat;
                                        waits until the cluster lists all its brokers again.
-  fetch                                only fetch the jars into the cache.
+  fetch                                fetch the jars into the cache and build a class-data
+                                       archive of the broker's classes (faster JVM starts).
 
 Options and environment:
   --dir DIR                        state dir (default: \$repo/var/kafka)
@@ -41,7 +50,9 @@ Options and environment:
                                    \$CLICKSCORE_CACHE/kafka-$KAFKA_VERSION/libs
   CLICKSCORE_KAFKA_PORT            pin the client port (brokers of a cluster take PORT..PORT+2)
   CLICKSCORE_KAFKA_CONTROLLER_PORT pin the controller port
-  CLICKSCORE_KAFKA_START_TIMEOUT   seconds to wait for readiness (default 120)
+  CLICKSCORE_KAFKA_START_TIMEOUT   seconds to wait for readiness (default 180)
+  CLICKSCORE_KAFKA_JVM_OPTS        extra JVM flags for the nodes, after ours; brokers run C1-only
+                                   for quick starts, "-XX:TieredStopAtLevel=4" brings C2 back
 
 Logs: DIR/node-N/node.log (WARN, plus the "Kafka Server started" line), DIR/node-N/console.out.
 EOF
@@ -83,6 +94,29 @@ fetch_jars() {
     rm -rf "$tmp"
   fi
   flock -u 9
+}
+
+cds_flags() {
+  # Used only when present; a stale archive (other JDK, other jars) is ignored by the JVM itself.
+  [[ -f $CDS ]] && echo "-XX:SharedArchiveFile=$CDS -Xshare:auto"
+  return 0
+}
+
+build_cds() {
+  # Run a throw-away broker once with ArchiveClassesAtExit; its classes are dumped when it stops.
+  # Runs in a subshell: it sets the globals (DIR, BROKERS, ...) of a start.
+  tmp=$(mktemp -d "$CACHE/kafka-$KAFKA_VERSION.cds.XXXXXX")  # not local: the EXIT trap needs it
+  trap 'stop_nodes "${NODES:-}" >/dev/null 2>&1 || true; rm -rf "$tmp"' EXIT
+  say "building the class-data archive $CDS (once, ~20 s)"
+  DIR=$tmp/kafka BROKERS=1 CMD=start PROBE_PY=$(probe_python)
+  unset CLICKSCORE_KAFKA_PORT CLICKSCORE_KAFKA_CONTROLLER_PORT
+  mkdir -p "$DIR"
+  configure
+  launch_node 1 "-XX:ArchiveClassesAtExit=$tmp/kafka.jsa"
+  wait_ready 1
+  stop_nodes 1
+  [[ -s $tmp/kafka.jsa ]] || die "the JVM wrote no class-data archive"
+  mv "$tmp/kafka.jsa" "$CDS"
 }
 
 # ---------------------------------------------------------------- processes and ports
@@ -245,7 +279,9 @@ configure() {
 
   local -a pids=()
   for node in $NODES; do
-    java -cp "$LIBS/*" -Dlog4j2.configurationFile="$HERE/log4j2.properties" \
+    # shellcheck disable=SC2046  # cds_flags is two words or none
+    java "${TOOL_FLAGS[@]}" $(cds_flags) -cp "$LIBS/*" \
+      -Dlog4j2.configurationFile="$HERE/log4j2.properties" \
       -Dclickscore.log.file="$DIR/node-$node/node.log" \
       kafka.tools.StorageTool format -t "$CLUSTER_ID" -c "$DIR/node-$node/server.properties" \
       >"$DIR/node-$node/format.out" 2>&1 &
@@ -262,10 +298,14 @@ configure() {
 # ---------------------------------------------------------------- node lifecycle
 
 launch_node() {
+  # launch_node NODE [EXTRA JVM FLAG...]
   local node=$1 heap
+  shift
   heap=$(<"$DIR/node-$node/heap")
   echo "=== start $(date -u +%FT%TZ)" >>"$DIR/node-$node/console.out"
-  nohup java "-Xmx$heap" "-Xms64m" "${JVM_FLAGS[@]}" -cp "$LIBS/*" \
+  # shellcheck disable=SC2046  # cds_flags is two words or none
+  nohup java "-Xmx$heap" "-Xms64m" "${JVM_FLAGS[@]}" $(cds_flags) "${EXTRA_FLAGS[@]}" "$@" \
+    -cp "$LIBS/*" \
     -Dlog4j2.configurationFile="$HERE/log4j2.properties" \
     -Dclickscore.log.file="$DIR/node-$node/node.log" \
     kafka.Kafka "$DIR/node-$node/server.properties" \
@@ -475,7 +515,11 @@ main() {
     status) cmd_status ;;
     kill) cmd_kill ;;
     restart) cmd_restart ;;
-    fetch) fetch_jars && echo "$LIBS" ;;
+    fetch)
+      fetch_jars
+      [[ -f $CDS ]] || (build_cds) || say "no class-data archive (optional; brokers start slower)"
+      echo "$LIBS"
+      ;;
     -h | --help | help) usage ;;
     *) die "unknown command '$cmd' (see --help)" ;;
   esac
