@@ -16,6 +16,8 @@ from bench.report import RESULTS_DIR
 # name -> module holding add_arguments(parser) and run(args) -> Result
 BENCHMARKS = {
     "scoring": "bench.scoring",
+    "state": "bench.state_size",
+    "training": "bench.training_time",
 }
 
 

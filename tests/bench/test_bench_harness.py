@@ -81,3 +81,20 @@ def test_cuda_device_runs_or_fails_clearly(tmp_path: Path, capsys: pytest.Captur
         assert code == 2
         assert "--device cuda" in capsys.readouterr().err
         assert not (tmp_path / "scoring.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "cases"),
+    [
+        ("state", {"encoded state", "recurrent tensors alone", "dict of encoded states"}),
+        pytest.param("training", {"train --preset tiny"}, marks=pytest.mark.slow),
+    ],
+)
+def test_other_benchmarks_run_tiny_and_match_the_schema(
+    tmp_path: Path, name: str, cases: set[str]
+) -> None:
+    assert main(["--out", str(tmp_path), name, "--tiny"]) == 0
+    doc = json.loads((tmp_path / f"{name}.json").read_text())
+    validate(doc)
+    assert doc["name"] == name
+    assert {r["case"] for r in doc["results"]} == cases
