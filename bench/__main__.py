@@ -18,6 +18,7 @@ BENCHMARKS = {
     "scoring": "bench.scoring",
     "state": "bench.state_size",
     "training": "bench.training_time",
+    "kafka": "bench.kafka_pipeline",
 }
 
 

@@ -98,3 +98,20 @@ def test_other_benchmarks_run_tiny_and_match_the_schema(
     validate(doc)
     assert doc["name"] == name
     assert {r["case"] for r in doc["results"]} == cases
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_kafka_benchmark_runs_tiny_against_the_session_broker(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    assert main(["--out", str(tmp_path), "kafka", "--tiny", "--bootstrap", kafka_bootstrap]) == 0
+    doc = json.loads((tmp_path / "kafka.json").read_text())
+    validate(doc)
+    metrics = {(r["case"], r["metric"]) for r in doc["results"]}
+    assert ("clickscore worker (saturation)", "throughput") in metrics
+    assert {("end-to-end latency", f"p{q}") for q in (50, 95, 99)} <= metrics
+    # Every event fed at the latency load came back scored: nothing lost on the way.
+    for r in doc["results"]:
+        if r["case"] == "end-to-end latency":
+            assert r["params"]["scored"] == r["params"]["events"]

@@ -1,0 +1,229 @@
+"""Kafka: how fast can events go through, and how long does one take end to end?
+
+One broker, one pre-filled topic, three readers of that same topic in one run:
+- the raw ceiling: confluent-kafka consume + decode, no Faust;
+- a Faust agent that does nothing (bench/faust_noop.py);
+- the full clickscore worker (``python -m worker run``) at saturation (backlog drained);
+then end-to-end latency (producer send -> score record consumed, scores topic on) with the
+worker fed at 25/50/75 % of its measured saturation rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+from bench import kafka_tools as kt
+from bench.report import Result
+from bench.scoring import BenchError, _artifact
+
+__all__ = ["BenchError", "add_arguments", "run"]
+
+PARTITIONS = 8  # the worker's default CLICKSCORE_PARTITIONS
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``python -m bench kafka``."""
+    parser.add_argument("--bootstrap", default=None, help="use this broker (default: start one)")
+    parser.add_argument(
+        "--model", type=Path, default=None, help="artifact dir (default: untrained)"
+    )
+    parser.add_argument("--events", type=int, default=30_000, help="backlog size")
+    parser.add_argument("--users", type=int, default=3_000, help="distinct users in the events")
+    parser.add_argument("--latency-seconds", type=float, default=15.0, help="per latency level")
+    parser.add_argument("--tiny", action="store_true", help="seconds-long smoke configuration")
+
+
+def run(args: argparse.Namespace) -> Result:
+    """Fill a topic, time the three readers, then the worker's latency at three loads."""
+    n, users = (2_000, 200) if args.tiny else (args.events, args.users)
+    levels = (0.5,) if args.tiny else (0.25, 0.5, 0.75)
+    seconds = 3.0 if args.tiny else args.latency_seconds
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        model_dir, manifest, trained = _artifact(args.model, tmp / "model")
+        with kt.broker(args.bootstrap, tmp / "kafka") as bootstrap:
+            result = Result(
+                "kafka",
+                {
+                    "events": n,
+                    "users": users,
+                    "partitions": PARTITIONS,
+                    "model_version": manifest["model_version"],
+                    "trained": trained,
+                    "latency_levels": list(levels),
+                    "latency_seconds": seconds,
+                    "worker_store": "rocksdb://",
+                    "scores_topic": "on",
+                },
+            )
+            topic = kt.create_topic(bootstrap, PARTITIONS)
+            kt.produce(bootstrap, topic, kt.events(n, users))
+            raw = n / kt.raw_ceiling(bootstrap, topic, n)
+            result.add("raw confluent-kafka consume+decode", "throughput", raw, "events/s")
+            noop = _faust_noop(bootstrap, topic, n, tmp)
+            result.add("faust no-op agent", "throughput", noop, "events/s")
+            with _Worker(bootstrap, topic, model_dir, tmp) as worker:
+                sat = worker.drain(n)
+                result.add("clickscore worker (saturation)", "throughput", sat, "events/s")
+                _latency(result, worker, bootstrap, topic, users, n, sat, levels, seconds)
+                rss = worker.rss_bytes()
+                result.add("clickscore worker", "rss", rss, "bytes", users=users)
+            result.ratios["faust_noop_over_raw"] = noop / raw
+            result.ratios["worker_over_raw"] = sat / raw
+            result.ratios["worker_over_faust_noop"] = sat / noop
+    result.notes.append("latency = score record consumed (wall clock) - producer send time")
+    return result
+
+
+def _faust_noop(bootstrap: str, topic: str, n: int, tmp: Path) -> float:
+    out = tmp / "noop.json"
+    env = {
+        **os.environ,
+        "BENCH_BOOTSTRAP": bootstrap,
+        "BENCH_TOPIC": topic,
+        "BENCH_COUNT": str(n),
+        "BENCH_RESULT": str(out),
+        "BENCH_PARTITIONS": str(PARTITIONS),
+        "BENCH_APP_ID": f"bench-noop-{os.getpid()}-{int(time.time())}",
+    }
+    cmd = [sys.executable, "-m", "bench.faust_noop", "--datadir", str(tmp / "noop-data")]
+    cmd += ["worker", "-l", "warn"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp)
+    if not out.exists():
+        raise BenchError(
+            f"faust no-op app wrote no result (exit {done.returncode}): {done.stderr[-2000:]}"
+        )
+    doc = json.loads(out.read_text())
+    return float(doc["count"]) / float(doc["seconds"])
+
+
+def _latency(
+    result: Result,
+    worker: _Worker,
+    bootstrap: str,
+    topic: str,
+    users: int,
+    start: int,
+    saturation: float,
+    levels: tuple[float, ...],
+    seconds: float,
+) -> None:
+    """Feed the running worker at each load level; percentiles of send -> score consumed."""
+    for level in levels:
+        rate = level * saturation
+        count = max(50, int(rate * seconds))
+        records = kt.events(count, users, start)
+        start += count
+        watcher = kt.ScoreLatency(bootstrap, worker.scores_topic)
+        try:
+            sent = kt.produce(bootstrap, topic, records, rate=rate)
+            latencies, got = watcher.collect(sent, timeout=60)
+        finally:
+            watcher.close()
+        if not latencies:
+            raise BenchError(f"no score records came back at {level:.0%} load")
+        ms = np.asarray(latencies) * 1000.0
+        params = {"load": f"{level:.0%}", "rate": round(rate, 1), "events": count, "scored": got}
+        for q in (50, 95, 99):
+            result.add("end-to-end latency", f"p{q}", float(np.percentile(ms, q)), "ms", **params)
+
+
+class _Worker:
+    """``python -m worker run`` on the bench topic; stopped (SIGTERM, then SIGKILL) on exit."""
+
+    def __init__(self, bootstrap: str, topic: str, model_dir: Path, tmp: Path) -> None:
+        tag = topic.removeprefix("bench-")
+        self.scores_topic = f"bench-scores-{tag}"
+        self.port = _free_port()
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("CLICKSCORE_")},
+            "CLICKSCORE_KAFKA_BOOTSTRAP": bootstrap,
+            "CLICKSCORE_EVENTS_TOPIC": topic,
+            "CLICKSCORE_DLQ_TOPIC": f"bench-dlq-{tag}",
+            "CLICKSCORE_PROPENSITY_TOPIC": f"bench-prop-{tag}",
+            "CLICKSCORE_CHURN_TOPIC": f"bench-churn-{tag}",
+            "CLICKSCORE_SCORES_TOPIC": self.scores_topic,
+            "CLICKSCORE_GROUP_ID": f"bench-worker-{tag}",
+            "CLICKSCORE_PARTITIONS": str(PARTITIONS),
+            "CLICKSCORE_MODEL_DIR": str(model_dir),
+            "CLICKSCORE_DATA_DIR": str(tmp / "worker-data"),
+            "CLICKSCORE_WEB_HOST": "127.0.0.1",
+            "CLICKSCORE_WEB_PORT": str(self.port),
+            "CLICKSCORE_LOG_LEVEL": "WARNING",
+        }
+        self.log = tmp / "worker.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> _Worker:
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "worker", "run"], env=self.env, stdout=log, stderr=log
+            )
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def consumed(self) -> int:
+        """``clickscore_events_consumed_total`` from the worker's /metrics (-1 if not up yet)."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2) as r:
+                text = r.read().decode()
+        except OSError:
+            return -1
+        for line in text.splitlines():
+            if line.startswith("clickscore_events_consumed_total "):
+                return int(float(line.split()[1]))
+        return -1
+
+    def drain(self, n: int, timeout: float = 600.0) -> float:
+        """Events/s while the worker works through a backlog of ``n`` (first seen to all seen)."""
+        deadline = time.monotonic() + timeout
+        first: tuple[float, int] | None = None
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise BenchError(
+                    f"worker exited ({self.proc.returncode}): {self.log.read_text()[-2000:]}"
+                )
+            count, now = self.consumed(), time.monotonic()
+            if count > 0 and first is None:
+                first = (now, count)
+            if first is not None and count >= n:
+                if count == first[1]:
+                    raise BenchError("the worker drained the backlog between two polls")
+                return (count - first[1]) / (now - first[0])
+            time.sleep(0.1)
+        raise BenchError(f"worker did not consume {n} events in {timeout:.0f} s")
+
+    def rss_bytes(self) -> int:
+        """The worker process's resident memory now."""
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
