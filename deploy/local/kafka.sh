@@ -29,13 +29,20 @@ Usage: deploy/local/kafka.sh COMMAND [OPTIONS]
 Runs Apache Kafka $KAFKA_VERSION (KRaft) on 127.0.0.1 from jars fetched once from Maven Central.
 
 Commands:
-  start   [--brokers 1|3] [--dir DIR]  format (first time) and start; prints KAFKA_BOOTSTRAP=... last.
+  start   [--brokers 1|3] [--dir DIR] [--security plaintext|sasl_ssl]
+                                       format (first time) and start; prints KAFKA_BOOTSTRAP=... last.
                                        1: one combined broker+controller node (node 1).
                                        3: controller-only node 0 + brokers 1..3, replication 3,
                                           min.insync.replicas=2, a killed broker is fenced in ~6 s.
                                        Already running in DIR: says so on stderr, prints the
                                        bootstrap line and exits 0. A stopped DIR is resumed with
                                        its data and ports (rm -rf DIR for a fresh one).
+                                       --security sasl_ssl (one broker only): the client listener
+                                       speaks SASL_SSL with SCRAM-SHA-512 and TLS from a throwaway
+                                       CA made with keytool in DIR/tls; users are created at format
+                                       time. Prints the client settings (KAFKA_SSL_CA_FILE,
+                                       KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD, ...) before the
+                                       bootstrap line; DIR/client.env holds them as CLICKSCORE_*.
   stop    [--dir DIR]                  SIGTERM, wait <= ${STOP_TIMEOUT} s, SIGKILL; brokers before the controller.
   status  [--dir DIR]                  one line per node; exit 0 when every node runs, 1 otherwise.
   kill    --node N [--dir DIR]         SIGKILL node N (a fault test's broker crash).
@@ -169,12 +176,25 @@ probe_python() {
 }
 
 metadata_lists() {
-  # True when a metadata request to $1 lists at least $2 brokers.
+  # True when a metadata request to $1 lists at least $2 brokers (as a client of a secured
+  # broker when DIR/client.env exists: the probe reads its settings from that file, not from
+  # the caller's environment).
   [[ -z $PROBE_PY ]] && return 0
-  "$PROBE_PY" - "$1" "$2" <<'EOF' 2>/dev/null
-import sys
+  "$PROBE_PY" - "$1" "$2" "$DIR/client.env" <<'EOF' 2>/dev/null
+import os, sys
 from confluent_kafka.admin import AdminClient
-admin = AdminClient({"bootstrap.servers": sys.argv[1], "log_level": 0})
+config = {"bootstrap.servers": sys.argv[1], "log_level": 0}
+if os.path.exists(sys.argv[3]):
+    with open(sys.argv[3]) as f:
+        env = dict(line.rstrip("\n").split("=", 1) for line in f if "=" in line)
+    config |= {
+        "security.protocol": env["CLICKSCORE_SECURITY_PROTOCOL"],
+        "sasl.mechanism": env["CLICKSCORE_SASL_MECHANISM"],
+        "sasl.username": env["CLICKSCORE_SASL_USERNAME"],
+        "sasl.password": env["CLICKSCORE_SASL_PASSWORD"],
+        "ssl.ca.location": env["CLICKSCORE_SSL_CA_FILE"],
+    }
+admin = AdminClient(config)
 sys.exit(0 if len(admin.list_topics(timeout=5).brokers) >= int(sys.argv[2]) else 1)
 EOF
 }
@@ -184,13 +204,16 @@ EOF
 write_properties() {
   # write_properties NODE ROLES CLIENT_PORT(empty for controller-only)
   local node=$1 roles=$2 port=$3 file=$DIR/node-$1/server.properties
+  # The client listener's name is its protocol: PLAINTEXT, or SASL_SSL (--security sasl_ssl).
+  local LISTENER=PLAINTEXT
+  [[ $SECURITY == sasl_ssl ]] && LISTENER=SASL_SSL
   mkdir -p "$DIR/node-$node/data"
   {
     echo "process.roles=$roles"
     echo "node.id=$node"
     echo "controller.quorum.voters=$VOTER"
     echo "controller.listener.names=CONTROLLER"
-    echo "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    echo "listener.security.protocol.map=$LISTENER:$LISTENER,CONTROLLER:PLAINTEXT"
     echo "log.dirs=$DIR/node-$node/data"
     echo "num.partitions=1"
     echo "group.initial.rebalance.delay.ms=0"
@@ -198,7 +221,7 @@ write_properties() {
     echo "log.cleaner.dedupe.buffer.size=2097152"
     case $roles in
       broker,controller)
-        echo "listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$CONTROLLER_PORT"
+        echo "listeners=$LISTENER://127.0.0.1:$port,CONTROLLER://127.0.0.1:$CONTROLLER_PORT"
         ;;
       controller)
         echo "listeners=CONTROLLER://127.0.0.1:$CONTROLLER_PORT"
@@ -207,9 +230,13 @@ write_properties() {
         echo "listeners=PLAINTEXT://127.0.0.1:$port"
         ;;
     esac
-    if [[ $roles == *broker* ]]; then
+    if [[ $SECURITY == sasl_ssl ]]; then
+      security_properties "$port"
+    elif [[ $roles == *broker* ]]; then
       echo "advertised.listeners=PLAINTEXT://127.0.0.1:$port"
       echo "inter.broker.listener.name=PLAINTEXT"
+    fi
+    if [[ $roles == *broker* ]]; then
       echo "auto.create.topics.enable=true"
       if [[ $BROKERS == 1 ]]; then
         echo "default.replication.factor=1"
@@ -236,6 +263,104 @@ write_properties() {
   echo "$port" >"$DIR/node-$node/port"
 }
 
+# ---------------------------------------------------------------- security (--security sasl_ssl)
+
+secret() {
+  # A random password: 24 letters and digits (no quoting trouble in properties or JAAS strings).
+  head -c 64 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 24
+}
+
+keytool_q() {
+  # keytool is a JVM too: the tool flags keep its start cheap; output only on failure.
+  local out
+  out=$(keytool -J-XX:TieredStopAtLevel=1 -J-XX:+UseSerialGC "$@" 2>&1) ||
+    die "keytool $1 failed: $out"
+}
+
+make_tls() {
+  # A throwaway CA and a broker certificate it signs (SAN 127.0.0.1, localhost), in DIR/tls:
+  # ca.pem (what clients trust), broker.p12 (key + chain), truststore.p12 (the CA, for the
+  # broker's own inter-broker client). Nothing here outlives DIR.
+  local tls=$DIR/tls pw=$1
+  rm -rf "$tls"
+  mkdir -p "$tls"
+  chmod 700 "$tls"
+  local -a store=(-storetype PKCS12 -storepass "$pw")
+  keytool_q -genkeypair -alias ca -dname "CN=clickscore throwaway test CA" -keyalg RSA \
+    -keysize 2048 -validity 30 -ext bc:c=ca:true -ext KU:c=keyCertSign,cRLSign \
+    -keystore "$tls/ca.p12" "${store[@]}"
+  keytool_q -exportcert -rfc -alias ca -keystore "$tls/ca.p12" "${store[@]}" -file "$tls/ca.pem"
+  keytool_q -genkeypair -alias broker -dname "CN=127.0.0.1" -keyalg RSA -keysize 2048 \
+    -validity 30 -keystore "$tls/broker.p12" "${store[@]}"
+  keytool_q -certreq -alias broker -keystore "$tls/broker.p12" "${store[@]}" -file "$tls/broker.csr"
+  keytool_q -gencert -alias ca -keystore "$tls/ca.p12" "${store[@]}" -infile "$tls/broker.csr" \
+    -outfile "$tls/broker.pem" -rfc -validity 30 -ext SAN=IP:127.0.0.1,DNS:localhost \
+    -ext KU:c=digitalSignature,keyEncipherment -ext EKU=serverAuth,clientAuth
+  # The chain goes into the broker's keystore: CA first, then the signed certificate over the key.
+  keytool_q -importcert -noprompt -alias ca -file "$tls/ca.pem" -keystore "$tls/broker.p12" \
+    "${store[@]}"
+  keytool_q -importcert -alias broker -file "$tls/broker.pem" -keystore "$tls/broker.p12" \
+    "${store[@]}"
+  keytool_q -importcert -noprompt -alias ca -file "$tls/ca.pem" \
+    -keystore "$tls/truststore.p12" "${store[@]}"
+  rm -f "$tls/broker.csr" "$tls/ca.p12"  # the CA key is not needed again: nothing else is signed
+}
+
+make_secrets() {
+  # Passwords for this DIR (mode 600), the TLS files, and client.env: what a client needs,
+  # as CLICKSCORE_* lines (the worker's and the tools' variable names).
+  local store_pw admin_pw client_pw
+  store_pw=$(secret) admin_pw=$(secret) client_pw=$(secret)
+  (
+    umask 077
+    printf 'STORE_PASSWORD=%s\nADMIN_PASSWORD=%s\nCLIENT_USER=clickscore\nCLIENT_PASSWORD=%s\n' \
+      "$store_pw" "$admin_pw" "$client_pw" >"$DIR/secrets.env"
+  )
+  make_tls "$store_pw"
+  (
+    umask 077
+    printf '%s\n' "CLICKSCORE_SECURITY_PROTOCOL=SASL_SSL" "CLICKSCORE_SASL_MECHANISM=SCRAM-SHA-512" \
+      "CLICKSCORE_SASL_USERNAME=clickscore" "CLICKSCORE_SASL_PASSWORD=$client_pw" \
+      "CLICKSCORE_SSL_CA_FILE=$DIR/tls/ca.pem" >"$DIR/client.env"
+  )
+}
+
+security_properties() {
+  # The SASL_SSL listener's settings (a single combined node; see write_properties).
+  local port=$1
+  # shellcheck disable=SC1091
+  source "$DIR/secrets.env"
+  echo "advertised.listeners=SASL_SSL://127.0.0.1:$port"
+  echo "inter.broker.listener.name=SASL_SSL"
+  echo "sasl.enabled.mechanisms=SCRAM-SHA-512"
+  echo "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512"
+  echo "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"admin\" password=\"$ADMIN_PASSWORD\";"
+  echo "ssl.keystore.type=PKCS12"
+  echo "ssl.keystore.location=$DIR/tls/broker.p12"
+  echo "ssl.keystore.password=$STORE_PASSWORD"
+  echo "ssl.key.password=$STORE_PASSWORD"
+  echo "ssl.truststore.type=PKCS12"
+  echo "ssl.truststore.location=$DIR/tls/truststore.p12"
+  echo "ssl.truststore.password=$STORE_PASSWORD"
+  echo "ssl.client.auth=none"
+}
+
+scram_args() {
+  # StorageTool format options that create the SCRAM users (KRaft has no ZooKeeper to hold them).
+  [[ $SECURITY == sasl_ssl ]] || return 0
+  # shellcheck disable=SC1091
+  source "$DIR/secrets.env"
+  # One argument per line (the caller reads them into an array: no word splitting, no globbing).
+  printf '%s\n' --add-scram "SCRAM-SHA-512=[name=admin,password=$ADMIN_PASSWORD]" \
+    --add-scram "SCRAM-SHA-512=[name=$CLIENT_USER,password=$CLIENT_PASSWORD]"
+}
+
+print_client() {
+  # Before the bootstrap line: what a client of a secured broker needs (KAFKA_* = client.env).
+  [[ -f $DIR/client.env ]] || return 0
+  sed 's/^CLICKSCORE_/KAFKA_/' "$DIR/client.env"
+}
+
 configure() {
   # Pick ports, write every node's properties and format its storage with one new cluster id.
   local n_ports ports pinned=${CLICKSCORE_KAFKA_PORT:-} cpinned=${CLICKSCORE_KAFKA_CONTROLLER_PORT:-}
@@ -254,6 +379,9 @@ configure() {
     [[ -z $pinned ]] || port_free "$p" || die "port $p (from CLICKSCORE_KAFKA_PORT=$pinned) is in use"
   done
 
+  rm -f "$DIR/client.env" "$DIR/secrets.env"
+  rm -rf "$DIR/tls"
+  [[ $SECURITY != sasl_ssl ]] || make_secrets
   CLUSTER_ID=-
   while [[ $CLUSTER_ID == -* ]]; do
     CLUSTER_ID=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
@@ -277,22 +405,23 @@ configure() {
   for node in $BROKER_NODES; do bootstrap+="${bootstrap:+,}127.0.0.1:$(<"$DIR/node-$node/port")"; done
   echo "$bootstrap" >"$DIR/bootstrap"
 
-  local -a pids=()
+  local -a pids=() scram=()
+  mapfile -t scram < <(scram_args)
   for node in $NODES; do
     # shellcheck disable=SC2046  # cds_flags is two words or none
     java "${TOOL_FLAGS[@]}" $(cds_flags) -cp "$LIBS/*" \
       -Dlog4j2.configurationFile="$HERE/log4j2.properties" \
       -Dclickscore.log.file="$DIR/node-$node/node.log" \
       kafka.tools.StorageTool format -t "$CLUSTER_ID" -c "$DIR/node-$node/server.properties" \
-      >"$DIR/node-$node/format.out" 2>&1 &
+      "${scram[@]}" >"$DIR/node-$node/format.out" 2>&1 &
     pids+=($!)
   done
   for i in "${!pids[@]}"; do
     wait "${pids[$i]}" || { cat "$DIR"/node-*/format.out >&2; die "formatting storage failed"; }
   done
   # Written last: a dir with cluster.env is a formatted, startable cluster.
-  printf 'BROKERS=%s\nNODES="%s"\nBROKER_NODES="%s"\nCLUSTER_ID=%s\n' \
-    "$BROKERS" "$NODES" "$BROKER_NODES" "$CLUSTER_ID" >"$DIR/cluster.env"
+  printf 'BROKERS=%s\nNODES="%s"\nBROKER_NODES="%s"\nCLUSTER_ID=%s\nSECURITY=%s\n' \
+    "$BROKERS" "$NODES" "$BROKER_NODES" "$CLUSTER_ID" "$SECURITY" >"$DIR/cluster.env"
 }
 
 # ---------------------------------------------------------------- node lifecycle
@@ -375,6 +504,7 @@ stop_nodes() {
 
 load_env() {
   [[ -f $DIR/cluster.env ]] || die "no Kafka set up in $DIR (run: kafka.sh start --dir $DIR)"
+  SECURITY=plaintext  # dirs set up before --security existed hold no SECURITY line
   # shellcheck disable=SC1091
   source "$DIR/cluster.env"
 }
@@ -389,15 +519,18 @@ cmd_start() {
   PROBE_PY=$(probe_python)
   local started=$SECONDS node running="" down=""
   if [[ -f $DIR/cluster.env ]]; then
-    local want=$BROKERS
+    local want=$BROKERS want_security=$SECURITY
     load_env
     [[ -z $want || $want == "$BROKERS" ]] ||
       die "$DIR holds a $BROKERS-broker setup, not $want (use another --dir, or stop and rm -rf it)"
+    [[ -z $want_security || $want_security == "$SECURITY" ]] ||
+      die "$DIR holds a $SECURITY setup, not $want_security (use another --dir, or stop and rm -rf it)"
     for node in $NODES; do
       if node_pid "$node" >/dev/null; then running+=" $node"; else down+=" $node"; fi
     done
     if [[ -z $down ]]; then
       say "already running in $DIR (nodes$running); not starting another"
+      print_client
       echo "KAFKA_BOOTSTRAP=$(<"$DIR/bootstrap")"
       return 0
     fi
@@ -409,7 +542,7 @@ cmd_start() {
     done
     say "resuming the stopped $BROKERS-broker setup in $DIR"
   else
-    BROKERS=${BROKERS:-1}
+    BROKERS=${BROKERS:-1} SECURITY=${SECURITY:-plaintext}
     rm -rf "${DIR:?}"/node-* "$DIR/bootstrap"
     configure
   fi
@@ -421,6 +554,7 @@ cmd_start() {
   for node in $BROKER_NODES; do launch_node "$node"; done
   wait_ready "$NODES"
   say "started $BROKERS broker(s) in $((SECONDS - started)) s (state in $DIR)"
+  print_client
   echo "KAFKA_BOOTSTRAP=$(<"$DIR/bootstrap")"
 }
 
@@ -495,17 +629,22 @@ main() {
     exit 2
   }
   shift
-  DIR=$ROOT/var/kafka BROKERS="" NODE=""
+  DIR=$ROOT/var/kafka BROKERS="" NODE="" SECURITY=""
   while (($#)); do
     case $1 in
       --dir) DIR=${2:?--dir needs a value}; shift 2 ;;
       --brokers) BROKERS=${2:?--brokers needs a value}; shift 2 ;;
       --node) NODE=${2:?--node needs a value}; shift 2 ;;
+      --security) SECURITY=${2:?--security needs a value}; shift 2 ;;
       -h | --help) usage; exit 0 ;;
       *) die "unknown option '$1' (see --help)" ;;
     esac
   done
   [[ -z $BROKERS || $BROKERS == 1 || $BROKERS == 3 ]] || die "--brokers must be 1 or 3, not '$BROKERS'"
+  [[ -z $SECURITY || $SECURITY == plaintext || $SECURITY == sasl_ssl ]] ||
+    die "--security must be plaintext or sasl_ssl, not '$SECURITY'"
+  [[ $SECURITY != sasl_ssl || -z $BROKERS || $BROKERS == 1 ]] ||
+    die "--security sasl_ssl runs one broker only (--brokers 1)"
   mkdir -p "$(dirname "$DIR")"
   DIR=$(cd "$(dirname "$DIR")" && pwd)/$(basename "$DIR")
   CMD=$cmd

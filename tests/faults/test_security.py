@@ -1,0 +1,216 @@
+"""Security: a SASL_SSL + SCRAM-SHA-512 broker (TLS from a throwaway CA, kafka.sh --security).
+
+The worker scores over it with the right credentials; with a wrong password or a CA that does not
+sign the broker's certificate it stops at start, non-zero, with one line naming the cause. Secrets
+never reach its log or /metrics, no user id is a metric label, and with CLICKSCORE_PSEUDONYMIZE_KEY
+set no raw user id leaves on the alert (or score) topics. One broker and one scoring worker for the
+module; the two refused starts end within seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import certifi
+import pytest
+from confluent_kafka import Consumer, KafkaError
+from kafka_io import kafka_sh, produce
+from prometheus_client.parser import text_string_to_metric_families
+from worker_artifacts import keyed, make_events, shared_artifact
+from worker_process import ROOT, WorkerProcess, counter, worker_env
+
+import schemas
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+PSEUDONYM_KEY = "pk-" + uuid.uuid4().hex  # random per run, so a grep hit cannot be a coincidence
+N_EVENTS, N_USERS = 120, 12
+
+
+class SecureKafka:
+    """The secured broker: bootstrap, state dir, and the client settings kafka.sh printed."""
+
+    def __init__(self, state_dir: Path, stdout: str) -> None:
+        self.state_dir = state_dir
+        lines = dict(line.split("=", 1) for line in stdout.strip().splitlines() if "=" in line)
+        self.bootstrap = lines["KAFKA_BOOTSTRAP"]
+        self.password = lines["KAFKA_SASL_PASSWORD"]
+        self.client_env = {f"CLICKSCORE_{k[len('KAFKA_') :]}": v for k, v in lines.items()}
+        self.client_env.pop("CLICKSCORE_BOOTSTRAP")
+
+    def librdkafka(self) -> dict[str, str]:
+        """Client settings for confluent-kafka."""
+        env = self.client_env
+        return {
+            "security.protocol": env["CLICKSCORE_SECURITY_PROTOCOL"],
+            "sasl.mechanism": env["CLICKSCORE_SASL_MECHANISM"],
+            "sasl.username": env["CLICKSCORE_SASL_USERNAME"],
+            "sasl.password": env["CLICKSCORE_SASL_PASSWORD"],
+            "ssl.ca.location": env["CLICKSCORE_SSL_CA_FILE"],
+        }
+
+
+@pytest.fixture(scope="module")
+def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureKafka]:
+    state = tmp_path_factory.mktemp("kafka-sasl-ssl")
+    done = kafka_sh("start", "--security", "sasl_ssl", "--dir", str(state))
+    try:
+        yield SecureKafka(state, done.stdout)
+    finally:
+        kafka_sh("stop", "--dir", str(state))
+
+
+def _env(secure: SecureKafka, tmp: Path, **overrides: str) -> dict[str, str]:
+    tag = uuid.uuid4().hex[:8]
+    env = worker_env(
+        secure.bootstrap,
+        shared_artifact(propensity=0.0, churn=0.0),  # thresholds 0: every user gets alerts
+        tmp / f"data-{tag}",
+        group_id=f"cs-{tag}",
+        partitions=2,
+        batch_size=32,
+        store="memory://",
+        events_topic=f"ev-{tag}",
+        dlq_topic=f"dlq-{tag}",
+        propensity_topic=f"prop-{tag}",
+        churn_topic=f"churn-{tag}",
+        scores_topic=f"scores-{tag}",
+        pseudonymize_key=PSEUDONYM_KEY,
+    )
+    return {**env, **secure.client_env, **overrides}
+
+
+def _consume(secure: SecureKafka, topic: str, count: int) -> list[tuple[bytes, bytes]]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": secure.bootstrap,
+            "group.id": f"t-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            **secure.librdkafka(),
+        }
+    )
+    consumer.subscribe([topic])
+    got: list[tuple[bytes, bytes]] = []
+    deadline = time.monotonic() + 60
+    try:
+        while len(got) < count and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            err = msg.error()
+            if err is not None:
+                assert err.code() == KafkaError._PARTITION_EOF, str(err)
+                continue
+            got.append((msg.key() or b"", msg.value() or b""))
+    finally:
+        consumer.close()
+    return got
+
+
+def test_worker_scores_over_sasl_ssl_and_leaks_no_secret_or_user_id(
+    secure: SecureKafka, tmp_path: Path
+) -> None:
+    env = _env(secure, tmp_path)
+    worker = WorkerProcess(env, tmp_path / "worker.log")
+    events = make_events(N_EVENTS, users=N_USERS, seed=5, prefix="sec")
+    users = sorted({e.user_id for e in events})
+    try:
+        worker.wait_ready()
+        produce(
+            secure.bootstrap, env["CLICKSCORE_EVENTS_TOPIC"], keyed(events), **secure.librdkafka()
+        )
+        m = worker.wait_metric(lambda m: counter(m, "clickscore_events_scored_total") >= N_EVENTS)
+        assert counter(m, "clickscore_events_scored_total") == N_EVENTS
+        scrape = worker.get("/metrics")[1].decode()
+        alerts = {
+            kind: _consume(secure, env[f"CLICKSCORE_{kind.upper()}_TOPIC"], len(users))
+            for kind in ("propensity", "churn")
+        }
+        scores = _consume(secure, env["CLICKSCORE_SCORES_TOPIC"], N_EVENTS)
+    finally:
+        assert worker.stop() == 0
+    log = worker.log_path.read_text(errors="replace")
+
+    # Secrets: neither the SASL password nor the pseudonymize key in the log or on /metrics.
+    for secret in (secure.password, PSEUDONYM_KEY):
+        assert secret not in log
+        assert secret not in scrape
+    assert "Traceback" not in log
+
+    # No user id (raw or pseudonym) is ever a metric label value.
+    pseudonyms = {
+        hmac.new(PSEUDONYM_KEY.encode(), u.encode(), hashlib.sha256).hexdigest(): u for u in users
+    }
+    label_values = {
+        value
+        for family in text_string_to_metric_families(scrape)
+        for sample in family.samples
+        for value in sample.labels.values()
+    }
+    assert not label_values & (set(users) | set(pseudonyms))
+
+    # Alerts: one per user and type, keyed and labelled by the pseudonym; no raw id anywhere.
+    for kind, records in alerts.items():
+        assert len(records) == len(users), kind
+        for key, value in records:
+            doc = json.loads(value)
+            schemas.validate("alert", doc)
+            assert doc["user_id_pseudonymized"] is True
+            assert key.decode() == doc["user_id"] and doc["user_id"] in pseudonyms
+            _assert_no_raw_id(key + value, users)
+        assert {pseudonyms[json.loads(v)["user_id"]] for _, v in records} == set(users)
+    assert len(scores) == N_EVENTS
+    for key, value in scores:
+        _assert_no_raw_id(key + value, users)
+
+
+def _assert_no_raw_id(raw: bytes, users: list[str]) -> None:
+    # User ids look like "u7": match them as JSON strings so "u1" does not hit inside "u11" or hex.
+    for user in users:
+        assert f'"{user}"'.encode() not in raw and raw != user.encode(), user
+
+
+def _refused_start(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "worker", "run"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_wrong_password_stops_the_start_with_one_line(secure: SecureKafka, tmp_path: Path) -> None:
+    wrong = "wrong-" + uuid.uuid4().hex
+    done = _refused_start(_env(secure, tmp_path, CLICKSCORE_SASL_PASSWORD=wrong))
+    out = done.stdout + done.stderr
+    assert done.returncode == 4, out
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("clickscore worker: CLICKSCORE_SASL_USERNAME=clickscore")
+    assert "CLICKSCORE_SASL_PASSWORD" in last and "refused the credentials" in last
+    assert "Authentication failed" in last
+    assert wrong not in out and secure.password not in out and PSEUDONYM_KEY not in out
+    assert "Traceback" not in out
+
+
+def test_untrusted_certificate_stops_the_start_with_one_line(
+    secure: SecureKafka, tmp_path: Path
+) -> None:
+    # A real CA bundle that does not hold the throwaway CA: the broker's certificate is untrusted.
+    done = _refused_start(_env(secure, tmp_path, CLICKSCORE_SSL_CA_FILE=certifi.where()))
+    out = done.stdout + done.stderr
+    assert done.returncode == 4, out
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"clickscore worker: CLICKSCORE_SSL_CA_FILE={certifi.where()}:")
+    assert "certificate verify failed" in last
+    assert secure.password not in out and "Traceback" not in out
