@@ -32,8 +32,8 @@ test: setup lint
 demo: setup
 	deploy/local/demo.sh
 
-# Scoring micro-benchmarks always; the others as they are listed in bench/__main__.py.
-BENCH ?= scoring
+# Every benchmark (about 10 minutes on 2 cores); `make bench BENCH=scoring` for one.
+BENCH ?= scoring state kafka training
 bench: setup
 	for name in $(BENCH); do $(PY) -m bench $$name; done
 

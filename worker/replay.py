@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from schemas.event import Event, encode_event
+from training.datasets import FORMATS  # import-light by design: no pyarrow, no torch
 from worker.kafka_config import (
     SettingError,
     bootstrap_servers,
@@ -30,7 +31,6 @@ from worker.kafka_config import (
     producer_config,
 )
 
-FORMATS: Final = ("generic", "taobao", "cdnow", "retailrocket", "rees46")
 DEFAULT_TOPIC: Final = "clickstream.events"
 FLUSH_TIMEOUT_S: Final = 60.0
 
