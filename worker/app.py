@@ -127,6 +127,10 @@ def build_app(settings: Settings, store: ModelStore, metrics: Metrics) -> faust.
         web_port=settings.web_port,
         web_in_thread=False,
         consumer_auto_offset_reset="earliest",
+        # A batch queues hundreds of small records (changelog, scores, alerts); a few ms of linger
+        # lets aiokafka send them in a handful of requests instead of one request per record.
+        producer_linger=0.005,
+        producer_max_batch_size=256 * 1024,
     )
     rt = Runtime(settings, store, metrics)
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes}

@@ -83,6 +83,7 @@ def run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         partitions=4,
         batch_size=64,
         churn_idle_seconds=10**9,  # no sweep alerts here: the counts below are exact
+        churn_sweep_interval_seconds=1,  # ... but the sweep runs (and is timed) every second
         **topics,
     )
     worker = WorkerProcess(env, tmp / "worker.log")
@@ -215,6 +216,8 @@ def test_health_endpoints_and_metric_names(run: Run) -> None:
     assert len(info) == 1 and "featurizer_version=1" in info[0]
     assert m["clickscore_model_loads_total{result=ok}"] == 1
     assert any(k.startswith("clickscore_consumer_lag{partition=") for k in m)
+    m = run.worker.wait_metric(lambda m: m["clickscore_churn_sweep_duration_seconds_count"] > 0)
+    assert m["clickscore_users_in_state"] == N_USERS + 1  # counted by the sweep over the table
     for name in (
         "clickscore_scoring_batch_size_count",
         "clickscore_scoring_latency_seconds_count",
