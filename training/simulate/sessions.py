@@ -74,7 +74,7 @@ def plan_sessions(
     return Plan(
         category=category.tolist(),
         p_cart=(np.where(driven, 0.05 + 0.5 * intent, 0.02) * fading).tolist(),
-        buy_logit=(np.where(driven, -1.2 + 2.0 * intent, -1.5) + decisive).tolist(),
+        buy_logit=(np.where(driven, -1.2 + 2.0 * intent, -2.0) + decisive).tolist(),
         u=rng.random((s, 6)).tolist(),
         funnel_gap=(
             np.minimum(rng.lognormal(np.log(60.0), 0.6, size=(s, 3)), 600) * SECOND
@@ -159,7 +159,7 @@ def _session(plan: Plan, s: int, t: float, need: int, shopper: _Shopper, out: li
             if cart_need >= 0:
                 shopper.met.add(cart_need)  # the need is met: no more visits for it
             shopper.bought, shopper.cart = cart_item, None
-        elif u_buy > 0.85:
+        elif u_buy > 0.8:
             shopper.cart = None  # abandoned for good
     elif shopper.bought >= 0 and u_other < 0.05:
         out.append((t, "review", user, session, shopper.bought, -1, None))
