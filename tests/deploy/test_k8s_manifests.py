@@ -12,10 +12,10 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-from deployfiles import K8S_DIR, k8s_object, k8s_objects, load_yaml_docs
+from deployfiles import K8S_DIR, RULES_FILE, k8s_object, k8s_objects, load_yaml_docs
 
 K8S_VERSION = "1.30.0"  # oldest release we claim to support; its schemas are the strictest test
-CRD_KINDS = {"ScaledObject", "TriggerAuthentication", "ServiceMonitor"}
+CRD_KINDS = {"ScaledObject", "TriggerAuthentication", "ServiceMonitor", "PrometheusRule"}
 # The worker's CLICKSCORE_SASL_MECHANISM -> the KEDA Kafka scaler's "sasl" value.
 KEDA_SASL = {"PLAIN": "plaintext", "SCRAM-SHA-256": "scram_sha256", "SCRAM-SHA-512": "scram_sha512"}
 
@@ -166,3 +166,10 @@ def test_every_object_carries_the_app_label() -> None:
     for path, obj in k8s_objects():
         labels = obj["metadata"].get("labels", {})
         assert "app.kubernetes.io/name" in labels or obj["kind"] == "Namespace", path.name
+
+
+def test_prometheusrule_is_the_rules_file() -> None:
+    """The Operator's copy of the rules equals deploy/prometheus/rules/clickscore.rules.yml."""
+    rule = k8s_object("PrometheusRule")
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert rule["spec"] == load_yaml_docs(RULES_FILE)[0]
