@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from schemas.event import Event, EventError, Reason, decode_event
+from schemas.event import MAX_TS_MS, Event, EventError, Reason, decode_event
 from training.featurizer import featurize
 from worker.alerts import AlertType, alert_record, decide, public_user_id
 from worker.deadletter import dead_letter_record
@@ -31,6 +31,8 @@ from worker.state import (
     remember_event,
     state_arrays,
 )
+
+MIN_TS_MS = -62_135_596_800_000  # 0001-01-01T00:00:00Z, the earliest time a datetime holds
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,19 @@ def classify(
             event = decode_event(rec.value or b"", max_bytes=cfg.max_event_bytes)
         except EventError as exc:
             result.dead_letters.append(_dead(i, rec, exc.reason, exc.detail))
+            continue
+        except RecursionError:
+            # msgspec raises this (not a DecodeError) for JSON nested ~1000 deep: a 2 KB record.
+            # Uncaught it would stop the worker on every redelivery of the batch.
+            detail = "JSON nested too deeply to decode"
+            result.dead_letters.append(_dead(i, rec, "not_json", detail))
+            continue
+        if not MIN_TS_MS <= event.ts_ms <= MAX_TS_MS:
+            # An RFC 3339 time such as 9999-12-31T23:59:59-23:00 is year 10000 in UTC: valid per
+            # the schema, but no datetime can hold it (the featurizer and the alert's event_time
+            # would raise). Integer times are already capped at MAX_TS_MS by the decoder.
+            detail = f"event time {event.ts_ms} ms is outside 0001-01-01..3000-01-01 UTC"
+            result.dead_letters.append(_dead(i, rec, "bad_timestamp", detail))
             continue
         if not rec.key:
             detail = "record has no key; producers must key events by user_id"
