@@ -42,6 +42,7 @@ from worker.pipeline import BatchResult, PipelineConfig, Record, process_batch
 from worker.settings import Settings
 from worker.state import decode_state, encode_state
 from worker.sweep import EventClock, sweep
+from worker.web import add_health
 
 log = logging.getLogger("worker")
 TABLE_NAME = "user-state"
@@ -174,7 +175,11 @@ def build_app(settings: Settings, store: ModelStore, metrics: Metrics) -> faust.
     async def poll_model() -> None:
         # Loading runs in a thread; the agent reads ``store.current`` once per batch, so the swap
         # lands between batches and no event is dropped.
-        found = await asyncio.get_running_loop().run_in_executor(None, store.poll)
+        try:
+            found = await asyncio.get_running_loop().run_in_executor(None, store.poll)
+        except Exception:  # e.g. the directory vanished: keep serving, say so, try again later
+            log.exception("model poll failed, still serving %s", store.current.version)
+            return
         if found is None:
             return
         result, detail = found
@@ -188,6 +193,12 @@ def build_app(settings: Settings, store: ModelStore, metrics: Metrics) -> faust.
 
     @app.timer(settings.churn_sweep_interval_seconds)
     async def churn_sweep() -> None:
+        try:
+            _sweep(rt, table, outputs["churn"])
+        except Exception:  # the sweep is best effort: a failure must not stop event scoring
+            log.exception("churn sweep failed")
+
+    def _sweep(rt: Runtime, table: Any, churn_topic: Any) -> None:
         now_ms = rt.clock.now_ms()
         if now_ms is None:
             return
@@ -205,7 +216,7 @@ def build_app(settings: Settings, store: ModelStore, metrics: Metrics) -> faust.
             batch_size=settings.batch_size,
         )
         for emit in result.alerts:
-            outputs["churn"].send_soon(key=emit.key.encode("utf-8"), value=_json.encode(emit.doc))
+            churn_topic.send_soon(key=emit.key.encode("utf-8"), value=_json.encode(emit.doc))
             metrics.alerts_emitted.labels("churn", "sweep").inc()
         rt.users_local = result.users
         metrics.users_in_state.set(result.users)
@@ -218,38 +229,7 @@ def build_app(settings: Settings, store: ModelStore, metrics: Metrics) -> faust.
                 len(result.alerts),
             )
 
-    @app.timer(2.0)
-    async def watch_partitions() -> None:
-        consumer = app.consumer
-        tps = {tp for tp in consumer.assignment() if tp.topic == settings.events_topic}
-        names = frozenset(f"{tp.topic}[{tp.partition}]" for tp in tps)
-        if names != rt.assigned:
-            rt.assigned = names
-            log.info("partitions assigned: %s", ", ".join(sorted(names)) or "(none)")
-            metrics.consumer_lag.clear()
-        for tp in tps:
-            # Faust's own record of what it committed (None until the first commit).
-            committed = consumer._committed_offset.get(tp) or 0  # type: ignore[attr-defined]
-            lag = max(0, consumer.highwater(tp) - committed)
-            metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
-        recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
-        metrics.ready.set(1 if (tps and recovered) else 0)
-
-    @app.page("/metrics")
-    async def metrics_page(web: Any, request: Any) -> Any:
-        return web.bytes(metrics.exposition(), content_type="text/plain; version=0.0.4")
-
-    @app.page("/healthz")
-    async def healthz(web: Any, request: Any) -> Any:
-        return web.json({"status": "ok", "model_version": store.current.version})
-
-    @app.page("/readyz")
-    async def readyz(web: Any, request: Any) -> Any:
-        ready = metrics.ready._value.get() == 1
-        doc = {"ready": ready, "partitions": sorted(rt.assigned), "model": store.current.version}
-        return web.json(doc, status=200 if ready else 503)
-
-    app.clickscore_runtime = rt  # type: ignore[attr-defined]  # for the CLI's start-up log
+    add_health(app, rt)
     return app
 
 

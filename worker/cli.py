@@ -70,7 +70,10 @@ def run_worker(args: argparse.Namespace) -> int:
         quiet=True,
         redirect_stdouts=False,
     )
-    worker.execute_from_commandline()  # exits the process (status 0 after SIGTERM/SIGINT)
+    try:
+        worker.execute_from_commandline()  # exits the process (status 0 after SIGTERM/SIGINT)
+    finally:
+        log.info("worker stopped (in-flight batch finished, offsets committed, producer flushed)")
     return 0
 
 
