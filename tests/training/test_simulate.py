@@ -15,8 +15,10 @@ from schemas import validate
 from schemas.event import EVENT_TYPES, Event, decode_event, encode_event
 from training.datasets import read_events
 from training.simulate import SimConfig, main, simulate
-from training.simulate.people import Needs, People, Visits
-from training.simulate.sessions import SESSION_GAP, plan_sessions, play
+from training.simulate.funnel import SESSION_GAP
+from training.simulate.people import People
+from training.simulate.run import _block
+from training.simulate.sessions import KINDS
 from training.simulate.world import DAY_MS, Catalog, rng_for
 
 CONFIG = SimConfig(users=1500, days=21, seed=7)
@@ -158,20 +160,20 @@ def test_churners_fade_before_they_stop() -> None:
     """In a churner's warning days: sessions rarer and shorter, fewer carts (hidden truth)."""
     config = SimConfig(users=1000, days=28, seed=3)
     catalog = Catalog.build(config.items, config.categories, rng_for(config.seed, 0))
-    rng = rng_for(config.seed, 1, 0)
-    people = People.draw(rng, config.users, config, catalog)
-    needs = Needs.draw(rng, people, catalog)
-    visits = Visits.draw(rng, people, needs, config.start_ms)
-    steps = play(plan_sessions(rng, people, needs, visits, catalog), visits, 0)
-    sessions: dict[tuple[int, str], list[tuple[float, str]]] = defaultdict(list)
-    for t, kind, user, session, *_ in steps:
-        sessions[user, session].append((t, kind))
+    # The first block's users are drawn first from its stream: the same people _block simulates.
+    people = People.draw(rng_for(config.seed, 1, 0), config.users, config, catalog)
+    block = _block(config, catalog, 0, config.users)
+    sessions: dict[int, list[tuple[float, str]]] = defaultdict(list)
+    for t, kind, session in zip(block.time, block.kind, block.session, strict=True):
+        sessions[int(session)].append((float(t), KINDS[kind]))
+    owner = {s: int(u) for s, u in zip(block.session, block.user, strict=True)}
     churner = people.churns & (people.stop - people.join > 8)
     warn_from = people.stop - people.warn
     stats = {True: [0, 0, 0], False: [0, 0, 0]}  # in warning window: sessions, events, carts
-    for (user, _), session_steps in sessions.items():
+    for session, session_steps in sessions.items():
+        user = owner[session]
         if churner[user]:
-            row = stats[bool(session_steps[0][0] >= warn_from[user])]
+            row = stats[bool(min(session_steps)[0] >= warn_from[user])]
             row[0] += 1
             row[1] += len(session_steps)
             row[2] += sum(kind == "add_to_cart" for _, kind in session_steps)

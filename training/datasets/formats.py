@@ -100,7 +100,7 @@ def _mapped(value: Any, mapping: Mapping[str, str], column: str) -> str:
 
 def _generic(row: Row, default_id: str) -> Wire:
     get = row.get
-    wire = {
+    wire: Wire = {
         "event_id": _text(get("event_id")) or default_id,
         "user_id": _text(row["user_id"]),
         "event_type": _text(row["event_type"]),

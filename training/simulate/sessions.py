@@ -1,14 +1,13 @@
-"""The events inside sessions: browsing, and the view → cart → checkout → purchase funnel.
+"""Browsing inside sessions: what each candidate session would look like if it happens.
 
-The per-view choices (which item, how long on it, a click or a wishlist) do not depend on history,
-so they are drawn for all candidate sessions at once; the loop in :func:`play` holds only what does:
-a visit too close to the user's previous session merges away, a need already met brings no more
-visits, a cart persists across sessions until bought or abandoned, and purchases end needs.
+Which item each view is about, how long the user stays on it, a listing click before it, a
+wishlist save after it, a search first: none of it depends on history, so it is drawn and laid out
+in time for all candidate sessions of a block of users at once. :mod:`training.simulate.funnel`
+then decides, session by session, which sessions happen and what cart/checkout/purchase follows.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Final
 
@@ -18,26 +17,39 @@ from training.simulate.people import MINUTE, SHORTLIST, Needs, People, Visits
 from training.simulate.world import Catalog
 
 SECOND: Final = MINUTE / 60.0
-SESSION_GAP: Final = 30 * MINUTE  # the featurizer's gap rule: visits closer than this would merge
 
-# One event: (time in days, event type, user, session id, item index or -1, category or -1, qty)
-Step = tuple[float, str, int, str, int, int, int | None]
+KINDS: Final = (
+    "search", "click", "view", "wishlist", "add_to_cart", "remove_from_cart", "checkout",
+    "purchase", "review", "share",
+)  # fmt: skip
+SEARCH, CLICK, VIEW, WISHLIST, ADD_TO_CART, REMOVE_FROM_CART, CHECKOUT, PURCHASE, REVIEW, SHARE = (
+    range(len(KINDS))
+)
 
 
 @dataclass(frozen=True)
 class Plan:
-    """Per candidate session (S) and per view (V) draws, as Python lists for a fast loop."""
+    """Per candidate session (S) draws as Python lists for the funnel loop, and their browsing."""
 
     category: list[int]  # (S,) the session's category
     p_cart: list[float]  # (S,)
     buy_logit: list[float]  # (S,)
-    u: list[list[float]]  # (S, 6) uniforms: search, cart, remove, buy, review/share, quantity
-    funnel_gap: list[list[float]]  # (S, 3) days: after search, before checkout, before purchase
-    view_start: list[int]  # (S + 1,) session s has views view_start[s]:view_start[s + 1]
-    item: list[int]  # (V,)
-    dwell: list[float]  # (V,) days on the item before the next action
-    click: list[bool]  # (V,) arrived from a listing click
-    wish: list[bool]  # (V,) saved to the wishlist
+    u: list[list[float]]  # (S, 5) uniforms: cart, remove, buy, review/share, quantity
+    funnel_gap: list[list[float]]  # (S, 2) days: before checkout, before purchase
+    last_item: list[int]  # (S,) the item viewed last, which a cart or share is about
+    browse_end: list[float]  # (S,) when the browsing (search and views) ends
+    browsing: Browsing
+
+
+@dataclass(frozen=True)
+class Browsing:
+    """The search, click, view and wishlist events of all candidate sessions (B events)."""
+
+    session: np.ndarray  # (B,) candidate session index
+    time: np.ndarray  # (B,) days
+    kind: np.ndarray  # (B,) index into KINDS
+    item: np.ndarray  # (B,) item index, -1 for a search
+    category: np.ndarray  # (B,) the session's category (used by searches)
 
 
 def plan_sessions(
@@ -71,98 +83,83 @@ def plan_sessions(
     intent_v = intent[by_view]
     dwell = rng.lognormal(np.log(35.0 * (1.0 + 0.6 * intent_v)), 0.8) * SECOND
     decisive = people.decisiveness[visits.user]
+    u = rng.random((s, 6))
+    gaps = np.minimum(rng.lognormal(np.log(60.0), 0.6, size=(s, 3)), 600) * SECOND
+    view_start = np.concatenate([[0], np.cumsum(views)])
+    click = rng.random(by_view.size) < 0.2
+    wish = rng.random(by_view.size) < 0.02 + 0.06 * intent_v
+    searched = u[:, 0] < np.where(driven, 0.4, 0.15)
+    browse = _browsing(
+        visits.time,
+        searched,
+        gaps[:, 0],
+        category,
+        view_start,
+        item,
+        np.minimum(dwell, 20 * MINUTE),
+        click,
+        wish,
+    )
     return Plan(
         category=category.tolist(),
         p_cart=(np.where(driven, 0.05 + 0.5 * intent, 0.02) * fading).tolist(),
         buy_logit=(np.where(driven, -1.2 + 2.0 * intent, -2.0) + decisive).tolist(),
-        u=rng.random((s, 6)).tolist(),
-        funnel_gap=(
-            np.minimum(rng.lognormal(np.log(60.0), 0.6, size=(s, 3)), 600) * SECOND
-        ).tolist(),
-        view_start=np.concatenate([[0], np.cumsum(views)]).tolist(),
-        item=item.tolist(),
-        dwell=np.minimum(dwell, 20 * MINUTE).tolist(),
-        click=(rng.random(by_view.size) < 0.2).tolist(),
-        wish=(rng.random(by_view.size) < 0.02 + 0.06 * intent_v).tolist(),
+        u=u[:, 1:].tolist(),
+        funnel_gap=gaps[:, 1:].tolist(),
+        last_item=item[view_start[1:] - 1].tolist(),
+        browse_end=browse[1].tolist(),
+        browsing=browse[0],
     )
 
 
-@dataclass
-class _Shopper:
-    """What one user's history has decided so far (reset at each new user)."""
-
-    user: int  # within the block
-    number: int  # global user number
-    met: set[int]  # needs already met by a purchase
-    visits: dict[int, int]  # sessions so far per need: a need matures the longer it lasts
-    cart: tuple[int, int, int] | None = None  # (item, need, quantity)
-    bought: int = -1  # the last item bought
-    last_end: float = -math.inf
-    sessions: int = 0
-
-
-def play(plan: Plan, visits: Visits, first_user: int) -> list[Step]:
-    """Play the candidate sessions in (user, time) order; return the events in that order.
-
-    User numbers in the events are global: the block's user ``u`` is ``first_user + u``.
-    """
-    steps: list[Step] = []
-    shopper = _Shopper(user=-1, number=-1, met=set(), visits={})
-    users, times, owners = visits.user.tolist(), visits.time.tolist(), visits.need.tolist()
-    for s, (user, t, need) in enumerate(zip(users, times, owners, strict=True)):
-        if user != shopper.user:
-            shopper = _Shopper(user=user, number=first_user + user, met=set(), visits={})
-        if t < shopper.last_end + SESSION_GAP or need in shopper.met:
-            continue
-        shopper.last_end = _session(plan, s, t, need, shopper, steps)
-    return steps
-
-
-def _session(plan: Plan, s: int, t: float, need: int, shopper: _Shopper, out: list[Step]) -> float:
-    """Append one session's events; return when it ended."""
-    user, session = shopper.number, f"u{shopper.number:06d}-s{shopper.sessions}"
-    shopper.sessions += 1  # the id is built once per session, not per event: strings are costly
-    u_search, u_cart, u_remove, u_buy, u_other, u_qty = plan.u[s]
-    if u_search < (0.4 if need >= 0 else 0.15):
-        out.append((t, "search", user, session, -1, plan.category[s], None))
-        t += plan.funnel_gap[s][0]
-    item = -1
-    for v in range(plan.view_start[s], plan.view_start[s + 1]):
-        item = plan.item[v]
-        if plan.click[v]:
-            out.append((t, "click", user, session, item, -1, None))
-            t += 3 * SECOND
-        out.append((t, "view", user, session, item, -1, None))
-        if plan.wish[v]:
-            t += 8 * SECOND
-            out.append((t, "wishlist", user, session, item, -1, None))
-        t += plan.dwell[v]
-    visits = 0
-    if need >= 0:
-        visits = shopper.visits[need] = shopper.visits.get(need, 0) + 1
-    if u_cart < plan.p_cart[s]:
-        quantity = 2 if u_qty < 0.1 else 1
-        out.append((t, "add_to_cart", user, session, item, -1, quantity))
-        shopper.cart = (item, need, quantity)
-        t += 10 * SECOND
-        if u_remove < 0.08:
-            out.append((t, "remove_from_cart", user, session, item, -1, quantity))
-            shopper.cart = None
-    if shopper.cart is not None:
-        cart_item, cart_need, quantity = shopper.cart
-        logit = plan.buy_logit[s] + 0.4 * min(visits, 4)
-        if u_buy < 1.0 / (1.0 + math.exp(-logit)):
-            t += plan.funnel_gap[s][1]
-            out.append((t, "checkout", user, session, cart_item, -1, quantity))
-            t += plan.funnel_gap[s][2]
-            out.append((t, "purchase", user, session, cart_item, -1, quantity))
-            if cart_need >= 0:
-                shopper.met.add(cart_need)  # the need is met: no more visits for it
-            shopper.bought, shopper.cart = cart_item, None
-        elif u_buy > 0.8:
-            shopper.cart = None  # abandoned for good
-    elif shopper.bought >= 0 and u_other < 0.05:
-        out.append((t, "review", user, session, shopper.bought, -1, None))
-    elif item >= 0 and u_other > 0.99:
-        out.append((t, "share", user, session, item, -1, None))
-    return t
+def _browsing(
+    start: np.ndarray,  # (S,) session start, days
+    searched: np.ndarray,  # (S,) bool: the session opens with a search
+    search_gap: np.ndarray,  # (S,) days from the search to the first view
+    category: np.ndarray,  # (S,)
+    view_start: np.ndarray,  # (S + 1,) session s has views view_start[s]:view_start[s + 1]
+    item: np.ndarray,  # (V,)
+    dwell: np.ndarray,  # (V,) days on the item before the next view
+    click: np.ndarray,  # (V,) bool: arrived from a listing click (3 s before the view)
+    wish: np.ndarray,  # (V,) bool: saved to the wishlist (8 s after the view)
+) -> tuple[Browsing, np.ndarray]:
+    """Lay out each session as [search?] + per view [click?, view, wishlist?]; time them."""
+    s, v = start.size, item.size
+    session_of_view = np.repeat(np.arange(s), np.diff(view_start))
+    # Slots: one search slot per session, then three per view, in session order.
+    n_slots = s + 3 * v
+    present = np.zeros(n_slots, dtype=bool)
+    kind = np.zeros(n_slots, dtype=np.int64)
+    slot_item = np.full(n_slots, -1, dtype=np.int64)
+    step = np.zeros(n_slots)  # (slots,) days from this event to the next one in the session
+    session = np.zeros(n_slots, dtype=np.int64)
+    first = np.arange(s) + 3 * view_start[:-1]  # (S,) each session's search slot
+    present[first], kind[first], step[first], session[first] = (
+        searched,
+        SEARCH,
+        search_gap,
+        np.arange(s),
+    )
+    base = session_of_view + 1 + 3 * np.arange(v)  # (V,) each view's click slot
+    for offset, here, what, after in (
+        (0, click, CLICK, 3 * SECOND),
+        (1, np.ones(v, dtype=bool), VIEW, np.where(wish, 8 * SECOND, dwell)),
+        (2, wish, WISHLIST, dwell),
+    ):
+        slots = base + offset
+        present[slots], kind[slots], slot_item[slots] = here, what, item
+        step[slots], session[slots] = after, session_of_view
+    step = np.where(present, step, 0.0)
+    done = np.cumsum(step)  # (slots,) time through the end of each slot, over all sessions
+    before = done - step  # exclusive: time before each slot
+    origin = before[first]  # (S,) where each session's clock starts
+    time = start[session] + (before - origin[session])
+    end = start + (done[np.append(first[1:], n_slots) - 1] - origin)
+    browsing = Browsing(
+        session=session[present],
+        time=time[present],
+        kind=kind[present],
+        item=slot_item[present],
+        category=category[session[present]],
+    )
+    return browsing, end
