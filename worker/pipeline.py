@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from schemas.event import MAX_TS_MS, Event, EventError, Reason, decode_event
+from schemas.event import MAX_TS_MS, Event, EventError, Reason, decode_event, format_timestamp
 from training.featurizer import featurize
 from worker.alerts import AlertType, alert_record, decide, public_user_id
 from worker.deadletter import dead_letter_record
@@ -33,6 +33,9 @@ from worker.state import (
 )
 
 MIN_TS_MS = -62_135_596_800_000  # 0001-01-01T00:00:00Z, the earliest time a datetime holds
+# How far an event's time may run ahead of its Kafka record timestamp (producer clock skew and
+# time-zone slips stay well inside it; "year 2999" does not). See docs/policies.md.
+MAX_AHEAD_MS = 24 * 3600 * 1000
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,16 @@ def classify(
             # the schema, but no datetime can hold it (the featurizer and the alert's event_time
             # would raise). Integer times are already capped at MAX_TS_MS by the decoder.
             detail = f"event time {event.ts_ms} ms is outside 0001-01-01..3000-01-01 UTC"
+            result.dead_letters.append(_dead(i, rec, "bad_timestamp", detail))
+            continue
+        if rec.timestamp_ms and event.ts_ms > rec.timestamp_ms + MAX_AHEAD_MS:
+            # An event cannot happen long after it was produced. Applied, a far-future time would
+            # pin the user's gap feature at 0 and alert cooldown for good, and move the churn
+            # sweep's clock (newest event time seen) so far that every user looks idle.
+            detail = (
+                f"event time {format_timestamp(event.ts_ms)} is more than 24 h after the "
+                f"record's Kafka timestamp {format_timestamp(rec.timestamp_ms)}"
+            )
             result.dead_letters.append(_dead(i, rec, "bad_timestamp", detail))
             continue
         if not rec.key:
