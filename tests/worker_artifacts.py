@@ -25,8 +25,14 @@ def make_artifact(
     hidden: int = 16,
     thresholds: dict[str, float] | None = None,
     model_version: str | None = None,
+    churn_from_silence: bool = False,
 ) -> dict[str, Any]:
-    """Write a tiny (random weights) artifact to ``out``; returns its manifest."""
+    """Write a tiny (random weights) artifact to ``out``; returns its manifest.
+
+    ``churn_from_silence``: the churn head ignores the hidden state and reads only the elapsed
+    time: p_churn ~ 0.007 when scoring an event (elapsed 0), ~ 1 after a few minutes of silence,
+    so the sweep fires and event scoring never does (a hand-set model, for the sweep's tests).
+    """
     import torch
 
     from training.export import write_artifact
@@ -35,6 +41,14 @@ def make_artifact(
 
     torch.manual_seed(seed)
     model = ClickModel(ModelConfig(feature_dim=FEATURE_DIM, hidden_size=hidden, conv_channels=8))
+    if churn_from_silence:
+        first, last = model.churn_mlp[0], model.churn_mlp[2]
+        with torch.no_grad():
+            first.weight.zero_()
+            first.weight[:, -1] = 1.0  # only log1p(elapsed / 60) passes
+            first.bias.zero_()
+            last.weight.fill_(1.0)
+            last.bias.fill_(-5.0)  # (churn_hidden * log1p(elapsed / 60)) - 5
     return write_artifact(
         model,
         out,

@@ -1,0 +1,68 @@
+"""The churn sweep in a running worker: idle users re-scored by the churn head, alerted once.
+
+The model's churn head reads only the silence (tests/worker_artifacts.py ``churn_from_silence``),
+so no churn alert fires on events and every user silent for > CHURN_IDLE_SECONDS fires on the
+sweep. The sweep's clock is the newest event time plus wall time since (worker/sweep.py), so old
+timestamps work: one late event an hour after the rest makes everybody else idle.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+from kafka_io import consume, produce
+from worker_artifacts import T0_MS, keyed, make_artifact, make_events
+from worker_process import WorkerProcess, worker_env
+
+import schemas
+from schemas.event import Event
+from worker.alerts import alert_id
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+
+def test_sweep_alerts_idle_users_once(kafka_bootstrap: str, tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    make_artifact(model, seed=3, thresholds={"propensity": 1.0, "churn": 0.5},
+                  model_version="sweepy", churn_from_silence=True)  # fmt: skip
+    tag = uuid.uuid4().hex[:8]
+    topics = {"events_topic": f"ev-{tag}", "dlq_topic": f"dlq-{tag}"}
+    topics |= {"propensity_topic": f"p-{tag}", "churn_topic": f"c-{tag}"}
+    env = worker_env(
+        kafka_bootstrap, model, tmp_path / "data", group_id=f"cs-{tag}", partitions=2,
+        churn_sweep_interval_seconds=1, churn_idle_seconds=600, **topics,
+    )  # fmt: skip
+    events = make_events(200, users=12, seed=8)  # T0 .. T0 + 199 s
+    late = Event(event_id="late-1", user_id="late-user", event_type="view", ts_ms=T0_MS + 3_600_000)
+    worker = WorkerProcess(env, tmp_path / "worker.log")
+    try:
+        worker.wait_ready()
+        produce(kafka_bootstrap, topics["events_topic"], keyed([*events, late]))
+        idle_users = {e.user_id for e in events}
+        worker.wait_metric(
+            lambda m: (
+                m.get("clickscore_alerts_emitted_total{alert_type=churn,trigger=sweep}", 0)
+                >= len(idle_users)
+            )
+        )
+        got = consume(kafka_bootstrap, topics["churn_topic"], f"t-{uuid.uuid4().hex}",
+                      len(idle_users) + 1, timeout=8)  # fmt: skip
+        m = worker.metrics()
+    finally:
+        assert worker.stop() == 0, worker.log_tail()
+    docs = [json.loads(v) for _, v in got]
+    assert len(docs) == len(idle_users)  # once each: the sweep remembers (user, last event)
+    assert m["clickscore_alerts_emitted_total{alert_type=churn,trigger=sweep}"] == len(idle_users)
+    assert "clickscore_alerts_emitted_total{alert_type=churn,trigger=event}" not in m
+    last = {e.user_id: e for e in events}  # each user's last event
+    for doc in docs:
+        schemas.validate("alert", doc)
+        user = doc["user_id"]
+        assert doc["trigger"] == "sweep" and doc["model_version"] == "sweepy"
+        assert doc["event_id"] == last[user].event_id
+        assert doc["alert_id"] == alert_id("churn", user, "sweep", last[user].event_id)
+        assert doc["idle_seconds"] >= 3_600 - 200
+    assert {d["user_id"] for d in docs} == idle_users
