@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
     from training.datasets import EventLog
@@ -23,6 +23,14 @@ PRESET_NAMES = ("default", "quick", "tiny")  # training.train.PRESETS (not impor
 
 class UserError(Exception):
     """An error the user can fix; printed as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (the usage text is one ``--help`` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``prog: error: message`` and exit 2."""
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message}\n")
 
 
 def _positive(text: str) -> float:
@@ -38,7 +46,7 @@ def _positive(text: str) -> float:
 def _parser() -> argparse.ArgumentParser:
     from training.datasets import FORMATS  # import-light package: no torch
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m training", description="clickscore training: data, model, scoring."
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -65,12 +73,15 @@ def _parser() -> argparse.ArgumentParser:
     group = tr.add_mutually_exclusive_group()
     group.add_argument("--quick", action="store_const", dest="preset", const="quick",
                        help="demo preset: at most 3000 users, small net, 4 epochs")  # fmt: skip
-    group.add_argument("--preset", choices=PRESET_NAMES, default="default",
+    group.add_argument("--preset", choices=PRESET_NAMES,
                        help="training preset (tiny = seconds, for tests)")  # fmt: skip
     tr.add_argument("--propensity-horizon", type=_positive, metavar="SECONDS",
                     help="H: purchase within this many seconds (default per format)")  # fmt: skip
     tr.add_argument("--churn-horizon", type=_positive, metavar="SECONDS",
                     help="D: churn = silent this many seconds (default per format)")  # fmt: skip
+    tr.set_defaults(preset="default")
+    tr.add_argument("--max-users", type=int, metavar="N",
+                    help="use a seeded sample of N users (overrides the preset)")  # fmt: skip
     tr.add_argument("--seed", type=int, default=0, help="seed for torch, numpy and sampling")
     tr.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -120,6 +131,7 @@ def _train(args: argparse.Namespace) -> None:
         churn_seconds=args.churn_horizon or default_d,
         preset=args.preset,
         seed=args.seed,
+        max_users=args.max_users,
         source=log.source,
         fmt=args.format,
         progress=not args.no_progress,

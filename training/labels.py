@@ -153,12 +153,14 @@ class LabelledData:
     split: Split
     propensity_ms: int
     churn_ms: int
+    users_in_data: int = 0  # before any subsampling
 
     def summary(self) -> dict[str, object]:
         """Data summary for the manifest and report: sizes, time span, label rates per split."""
         out: dict[str, object] = {
             "events": int(sum(len(u.ts) for u in self.users)),
             "users": len(self.users),
+            "users_in_data": self.users_in_data or len(self.users),
             "start": int(self.split.start_ms),
             "end": int(self.split.end_ms),
             "span_days": round((self.split.end_ms - self.split.start_ms) / 86_400_000, 3),
@@ -186,8 +188,14 @@ def build_labels(
     propensity_seconds: float,
     churn_seconds: float,
     fractions: tuple[float, float] = (0.7, 0.15),
+    max_users: int | None = None,
+    seed: int = 0,
 ) -> LabelledData:
-    """Group time-sorted events by user, featurize, label and split them."""
+    """Group events by user, featurize, label and split them.
+
+    ``max_users`` keeps a seeded random subset of users (all their events) -- chosen before
+    featurizing, which is the slow part; the split's cut points still come from all events.
+    """
     if not events:
         raise LabelError("no events to label")
     if propensity_seconds <= 0 or churn_seconds <= 0:
@@ -199,8 +207,13 @@ def build_labels(
     by_user: dict[str, list[Event]] = {}
     for e in events:
         by_user.setdefault(e.user_id, []).append(e)
+    chosen = list(by_user)
+    if max_users is not None and len(chosen) > max_users:
+        keep = np.random.default_rng(seed).choice(len(chosen), max_users, replace=False)
+        chosen = [chosen[i] for i in sorted(keep.tolist())]
     users = []
-    for uid, evs in by_user.items():
+    for uid in chosen:
+        evs = by_user[uid]
         evs.sort(key=lambda e: e.ts_ms)  # stable: equal times keep the input order
         ts = np.fromiter((e.ts_ms for e in evs), np.int64, len(evs))
         purchase = np.fromiter((e.event_type == "purchase" for e in evs), bool, len(evs))
@@ -211,4 +224,4 @@ def build_labels(
             UserRows(uid, ts, featurize_sequence(evs), purchase, y_prop, m_prop, y_churn, m_churn,
                      sid, bool((sid == TRAIN).any()))
         )  # fmt: skip
-    return LabelledData(users, split, h_ms, d_ms)
+    return LabelledData(users, split, h_ms, d_ms, users_in_data=len(by_user))

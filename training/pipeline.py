@@ -16,7 +16,7 @@ from training.evaluate import DEFAULT_TARGET_PRECISION, choose_threshold, metric
 from training.export import file_digest, write_artifact
 from training.labels import TEST, TRAIN, VALID, LabelledData, build_labels
 from training.report import HEADS, write_report
-from training.train import PRESETS, fit, fold_calibration, platt, predict_logits, subsample
+from training.train import PRESETS, fit, fold_calibration, platt, predict_logits
 
 _KEY = {"propensity": "prop", "churn": "churn"}
 
@@ -37,6 +37,7 @@ def run_training(
     churn_seconds: float,
     preset: str = "default",
     seed: int = 0,
+    max_users: int | None = None,
     source: str = "",
     fmt: str = "generic",
     progress: bool = True,
@@ -44,8 +45,11 @@ def run_training(
     """Train, evaluate against baselines, export; returns the manifest written to ``out_dir``."""
     started = time.monotonic()
     cfg = dataclasses.replace(PRESETS[preset], seed=seed)
-    full = build_labels(events, propensity_seconds, churn_seconds)
-    data = subsample(full, cfg.max_users, seed)
+    if max_users is not None:
+        cfg = dataclasses.replace(cfg, max_users=max_users)
+    data = build_labels(
+        events, propensity_seconds, churn_seconds, max_users=cfg.max_users, seed=seed
+    )
     model, history = fit(data, cfg, progress=progress)
 
     split = _flat(data, "split")
@@ -97,15 +101,14 @@ def run_training(
     fold_calibration(model, calib["propensity"], calib["churn"])
     out = Path(out_dir)
     summary: dict[str, Any] = {
-        **full.summary(),
+        **data.summary(),
         "source": source,
         "format": fmt,
-        "trained_on_users": len(data.users),
         "preset": preset,
         "seed": seed,
     }
     notes = [
-        f"preset `{preset}`: {len(data.users)} of {len(full.users)} users used "
+        f"preset `{preset}`: {len(data.users)} of {data.users_in_data} users used "
         f"(seeded subsample when the preset caps users); elapsed-time augmentation for churn.",
         "Split by event time at 70 %/85 % of [first event, last event - max(H, D)]; rows whose "
         "label window passes the data end are censored. Late training rows' label windows may "

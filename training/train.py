@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import math
 import random
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -61,15 +62,6 @@ PRESETS: dict[str, TrainConfig] = {
         baseline_grid=False,
     ),
 }
-
-
-def subsample(data: LabelledData, max_users: int | None, seed: int) -> LabelledData:
-    """Keep a seeded random subset of users (all of their events); the split stays the same."""
-    if max_users is None or len(data.users) <= max_users:
-        return data
-    keep = np.random.default_rng(seed).choice(len(data.users), max_users, replace=False)
-    users = [data.users[i] for i in sorted(keep.tolist())]
-    return LabelledData(users, data.split, data.propensity_ms, data.churn_ms)
 
 
 def _pos_weight(users: Sequence[UserRows], head: str, cap: float) -> float:
@@ -158,8 +150,10 @@ def fit(
             bar.set_postfix(loss=f"{running:.4f}")
         val = validation_loss(model, data, val_w)
         history.append({"epoch": epoch, "train_loss": round(running, 5), "val_loss": round(val, 5)})
-        if progress:
-            tqdm.write(f"epoch {epoch}: train loss {running:.4f}  validation loss {val:.4f}")
+        # Always one line per epoch: a long run without bars still shows it is alive.
+        tqdm.write(
+            f"epoch {epoch}: train loss {running:.4f}  validation loss {val:.4f}", sys.stderr
+        )
         if val < best_loss - 1e-4:
             best, best_loss, bad_epochs = copy.deepcopy(model.state_dict()), val, 0
         else:
