@@ -7,6 +7,7 @@ loads); the fixtures in tests/conftest.py are built from these.
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import time
 import uuid
@@ -60,6 +61,7 @@ class LocalKafka:
     @classmethod
     def start(cls, state_dir: Path, brokers: int = 1) -> LocalKafka:
         """Start (format first) a local Kafka in ``state_dir`` and wait until it serves metadata."""
+        _stop_when_gone(os.getpid(), state_dir)
         done = kafka_sh("start", "--brokers", str(brokers), "--dir", str(state_dir))
         return cls(state_dir=state_dir, bootstrap=bootstrap_of(done.stdout), brokers=brokers)
 
@@ -80,6 +82,23 @@ class LocalKafka:
     def create_topic(self, partitions: int = 1, replication: int = 1, **config: str) -> str:
         """A new uuid-named topic on this broker or cluster."""
         return create_topic(self.bootstrap, partitions, replication, config)
+
+
+def _stop_when_gone(pid: int, state_dir: Path) -> None:
+    """Stop the broker in ``state_dir`` once process ``pid`` is gone, however it ended.
+
+    A session fixture's teardown does not run when pytest is killed (a CI timeout, SIGKILL); on a
+    shared machine the JVMs would then run on. A detached shell polls the pid and stops them.
+    """
+    stop = shlex.join([str(KAFKA_SH), "stop", "--dir", str(state_dir)])
+    watch = f"while kill -0 {pid}; do sleep 2; done; exec {stop}"
+    subprocess.Popen(
+        ["bash", "-c", watch],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def create_topic(

@@ -440,7 +440,13 @@ launch_node() {
     kafka.Kafka "$DIR/node-$node/server.properties" \
     </dev/null >>"$DIR/node-$node/console.out" 2>&1 8>&- 9>&- &
   # (fds 8 and 9 hold kafka.sh's locks; the broker must not keep them.)
-  echo $! >"$DIR/node-$node/pid"
+  local pid=$! tries=0
+  echo "$pid" >"$DIR/node-$node/pid"
+  # Until the child has exec'd, its cmdline is this script's, and node_pid would call it dead.
+  while [[ -e /proc/$pid ]] && ! tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null |
+    grep -qF "$DIR/node-$node/server.properties" && ((tries++ < 100)); do
+    sleep 0.05
+  done
 }
 
 wait_ready() {
@@ -502,6 +508,13 @@ stop_nodes() {
 
 # ---------------------------------------------------------------- commands
 
+lock_dir() {
+  # One command at a time per dir: a stop that comes while a start is still launching nodes (a
+  # killed test run's clean-up) waits for it, then stops what it launched.
+  exec 8>"$DIR/.lock"
+  flock -w 300 8 || die "another kafka.sh has held $DIR for 300 s"
+}
+
 load_env() {
   [[ -f $DIR/cluster.env ]] || die "no Kafka set up in $DIR (run: kafka.sh start --dir $DIR)"
   SECURITY=plaintext  # dirs set up before --security existed hold no SECURITY line
@@ -514,8 +527,7 @@ cmd_start() {
   command -v python3 >/dev/null || die "'python3' not found on PATH (used to pick free ports)"
   fetch_jars
   mkdir -p "$DIR"
-  exec 8>"$DIR/.lock"
-  flock -n 8 || die "another kafka.sh is working on $DIR"
+  lock_dir
   PROBE_PY=$(probe_python)
   local started=$SECONDS node running="" down=""
   if [[ -f $DIR/cluster.env ]]; then
@@ -568,6 +580,8 @@ wait_ready_port() {
 }
 
 cmd_stop() {
+  # Lock before looking: a start may be formatting the dir right now.
+  [[ ! -d $DIR ]] || lock_dir
   if [[ ! -f $DIR/cluster.env ]]; then
     say "nothing set up in $DIR; nothing to stop"
     return 0
@@ -602,6 +616,7 @@ check_node() {
 cmd_kill() {
   load_env
   check_node
+  lock_dir
   local pid
   pid=$(node_pid "$NODE") || die "node $NODE is not running"
   kill -KILL "$pid"
@@ -613,6 +628,7 @@ cmd_kill() {
 cmd_restart() {
   load_env
   check_node
+  lock_dir
   PROBE_PY=$(probe_python)
   local started=$SECONDS
   node_pid "$NODE" >/dev/null && stop_nodes "$NODE"
