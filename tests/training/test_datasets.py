@@ -266,6 +266,7 @@ def test_refusals_are_one_clear_line(tmp_path: Path) -> None:
         tmp_path / "views.csv", ["user_id", "event_type", "timestamp"], [["u", "view", "1"]]
     )
     taobao = write_table(tmp_path / "tb.csv", *FIXTURES["taobao"][:2])
+    write_table(tmp_path / "when.csv", ["user_id", "event_type", "timestamp"], [["u", "view", "?"]])
     cases = {
         "no such file": one_line_error(tmp_path / "absent.csv"),
         "is a directory": one_line_error(tmp_path),
@@ -285,6 +286,9 @@ def test_refusals_are_one_clear_line(tmp_path: Path) -> None:
             one_line_error(taobao, "csv")
         ),
         "max_bad_fraction=2: must be within [0, 1]": one_line_error(taobao, max_bad_fraction=2),
+        "none of its 1 rows is a valid 'generic' event; first: row 0: bad_timestamp": (
+            one_line_error(tmp_path / "when.csv", max_bad_fraction=1.0)
+        ),
     }
     for expected, message in cases.items():
         assert expected in message, (expected, message)

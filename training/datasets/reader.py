@@ -111,11 +111,17 @@ def _check(
     """Refuse a read that would mislead training: empty, mostly bad, or with nothing to predict."""
     if stats.rows == 0:
         raise DatasetError(f"{source}: empty file (a header but no data rows)")
-    if stats.bad > max_bad_fraction * stats.rows or not events:
+    first = "; ".join(stats.bad_examples)
+    if not events:
+        raise DatasetError(
+            f"{source}: none of its {stats.rows} rows is a valid {spec.name!r} event;"
+            f" first: {first}"
+        )
+    if stats.bad > max_bad_fraction * stats.rows:
         raise DatasetError(
             f"{source}: {stats.bad} of {stats.rows} rows are bad for format {spec.name!r}"
             f" ({stats.bad / stats.rows:.2%}, more than max_bad_fraction {max_bad_fraction:.2%});"
-            f" first: {'; '.join(stats.bad_examples)}"
+            f" first: {first}"
         )
     if require_purchase and not any(e.event_type == "purchase" for e in events):
         raise DatasetError(
