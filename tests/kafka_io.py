@@ -188,10 +188,11 @@ def consume(
             msg = consumer.poll(0.5)
             if msg is None:
                 continue
-            if msg.error() is not None:
-                if msg.error().code() == KafkaError._PARTITION_EOF:
+            error = msg.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
                     continue
-                raise RuntimeError(f"consume {topic}: {msg.error()}")
+                raise RuntimeError(f"consume {topic}: {error}")
             got.append((msg.key(), msg.value() or b""))
     finally:
         consumer.close()
