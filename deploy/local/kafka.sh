@@ -326,7 +326,8 @@ make_secrets() {
 }
 
 security_properties() {
-  # The SASL_SSL listener's settings (a single combined node; see write_properties).
+  # The SASL_SSL listener's settings (a single combined node; see write_properties). The KRaft
+  # controller listener stays PLAINTEXT on 127.0.0.1: clients are only told of the SASL_SSL one.
   local port=$1
   # shellcheck disable=SC1091
   source "$DIR/secrets.env"
