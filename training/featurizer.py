@@ -34,7 +34,8 @@ FEATURIZER_VERSION: Final = 1
 
 N_TYPES: Final = len(EVENT_TYPES)
 CATEGORY_BUCKETS: Final = 8
-SESSION_GAP_MS: Final = 30 * 60 * 1000  # a gap this long starts a new session when producers send none
+# A gap this long starts a new session when producers send none.
+SESSION_GAP_MS: Final = 30 * 60 * 1000
 
 TYPE_OFFSET: Final = 0
 LOG_GAP: Final = N_TYPES  # log1p(seconds since the user's previous event) / 10
@@ -144,5 +145,5 @@ def _starts_session(event: Event, ctx: FeatureContext, gap_ms: int) -> bool:
 
 
 def _bucket(value: str, buckets: int) -> int:
-    # crc32, not hash(): Python's str hash is salted per process, and training and serving must agree.
+    # crc32, not hash(): Python's str hash is salted per process; training and serving must agree.
     return zlib.crc32(value.encode("utf-8")) % buckets
