@@ -151,7 +151,10 @@ def test_alerts_on_both_topics_validate_and_agree_with_metrics(
     version = json.loads((shared_artifact(propensity=0.0, churn=0.0) / "manifest.json").read_text())
     for kind in ("propensity", "churn"):
         topic = run.topics[f"{kind}_topic"]
-        got = consume(kafka_bootstrap, topic, f"t-{uuid.uuid4().hex}", len(users) + 1, timeout=20)
+        label = f"clickscore_alerts_emitted_total{{alert_type={kind},trigger=event}}"
+        run.worker.wait_metric(lambda m, label=label: m.get(label, 0) >= len(users))
+        # Ask for one more than expected: a short wait that would catch a duplicate alert.
+        got = consume(kafka_bootstrap, topic, f"t-{uuid.uuid4().hex}", len(users) + 1, timeout=8)
         docs = [json.loads(v) for _, v in got]
         assert len(docs) == len(users)  # exactly one per user (threshold 0, never re-armed)
         for (key, _), doc in zip(got, docs, strict=True):

@@ -107,7 +107,7 @@ def test_hot_swap_while_events_flow(kafka_bootstrap: str, tmp_path: Path) -> Non
     assert versions == {v1, "v2-swapped"}
     assert all(s["model_version"] == "v2-swapped" for s in scores if s["event_id"].startswith("b"))
     group = f"t-{uuid.uuid4().hex}"
-    got = consume(kafka_bootstrap, topics["propensity_topic"], group, 10_000, timeout=15)
+    got = consume(kafka_bootstrap, topics["propensity_topic"], group, 10_000, timeout=8)
     alerts = [json.loads(v) for _, v in got]
     for a in alerts:
         schemas.validate("alert", a)
