@@ -343,6 +343,28 @@ def test_write_then_read_is_the_identity(tmp_path: Path, events: list[Event]) ->
         assert [decode_event(encode_event(e)) for e in log.events] == ordered
 
 
+_cells = st.text(max_size=6) | st.sampled_from(["", "-", "--5", "²", "1e3", "nan", "view", "0"])
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(rows=st.lists(st.lists(_cells, min_size=1, max_size=10), min_size=1, max_size=6))
+def test_any_cells_give_events_or_a_dataset_error(tmp_path: Path, rows: list[list[str]]) -> None:
+    """Bad input gets a clear error and is counted; it never crashes the reader."""
+    header = FIXTURES["generic"][0]
+    for fmt in FORMATS:
+        path = write_table(
+            tmp_path / "fuzz.csv", header if fmt == "generic" else FIXTURES[fmt][0], rows
+        )
+        try:
+            log = read_events(path, fmt, max_bad_fraction=1.0, require_purchase=False)
+        except DatasetError as exc:
+            assert "\n" not in str(exc)
+        else:
+            assert log.stats.rows == len(rows) == len(log.events) + log.stats.bad
+
+
 def test_taobao_real_file() -> None:
     assert TAOBAO.is_file(), f"{TAOBAO} is missing: the shared data directory must be present"
     log = read_events(TAOBAO, "taobao")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import calendar
 import functools
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +27,8 @@ from training.datasets.errors import RowError
 
 Row = Mapping[str, Any]
 Wire = dict[str, Any]
+
+_INTEGER = re.compile(r"\s*-?[0-9]+\s*")  # ASCII digits only: str.isdigit() also accepts "²"
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,7 @@ def _integer(value: Any, column: str) -> int | float | None:
     """An integer, or the float it parses to (the wire validator then rejects the fraction)."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and _INTEGER.fullmatch(value):
         return int(value)
     number = _number(value, column)
     return int(number) if number is not None and number.is_integer() else number
@@ -80,11 +83,10 @@ def _epoch_ms(value: Any, column: str, *, unit_ms: int = 1) -> int | str:
     if isinstance(value, int) and not isinstance(value, bool):
         return value * unit_ms
     if isinstance(value, str):
-        text = value.strip()
-        if text.lstrip("-").isdigit():
-            return int(text) * unit_ms
+        if _INTEGER.fullmatch(value):
+            return int(value) * unit_ms
         if unit_ms == 1:
-            return text
+            return value.strip()
     raise RowError(f"bad_timestamp: {column} {_show(value)} is not an epoch time")
 
 

@@ -89,11 +89,16 @@ def _event(spec: FormatSpec, item: Row | RowError, default_id: str) -> Event:
         raise item
     try:
         return decode_event(_encode(spec.to_wire(item, default_id)))
+    except RowError:
+        raise
     except EventError as exc:
         raise RowError(str(exc)) from None
     except UnicodeEncodeError:
         # Bytes that were not UTF-8 survive decoding as surrogates, and stop here.
         raise RowError("not_utf8: the row holds bytes that are not UTF-8") from None
+    except (ValueError, OverflowError, TypeError) as exc:
+        # A value no converter foresaw: still one bad row, never a crashed read.
+        raise RowError(f"schema: {exc}") from None
 
 
 def _time(event: Event) -> int:
