@@ -3,7 +3,8 @@
 One broker, one pre-filled topic, three readers of that same topic in one run:
 - the raw ceiling: confluent-kafka consume + decode, no Faust;
 - a Faust agent that does nothing (bench/faust_noop.py);
-- the full clickscore worker (``python -m worker run``) at saturation (backlog drained);
+- the full clickscore worker (``python -m worker run``) at saturation (backlog drained), once
+  as deployed (no scores topic) and once with the scores topic on;
 then end-to-end latency (producer send -> score record consumed, scores topic on) with the
 worker fed at 25/50/75 % of its measured saturation rate.
 """
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> Result:
                     "latency_levels": list(levels),
                     "latency_seconds": seconds,
                     "worker_store": "rocksdb://",
-                    "scores_topic": "on",
+                    "scores_topic": "off, then on (latency is measured with it on)",
                 },
             )
             topic = kt.create_topic(bootstrap, PARTITIONS)
@@ -73,7 +74,13 @@ def run(args: argparse.Namespace) -> Result:
             result.add("raw confluent-kafka consume+decode", "throughput", raw, "events/s")
             noop = _faust_noop(bootstrap, topic, n, tmp)
             result.add("faust no-op agent", "throughput", noop, "events/s")
-            with _Worker(bootstrap, topic, model_dir, tmp) as worker:
+            # Production default first (no scores topic), then the same backlog with scores on.
+            with _Worker(bootstrap, topic, model_dir, tmp, scores=False) as worker:
+                sat_off = worker.drain(n)
+                result.add(
+                    "clickscore worker, scores off (saturation)", "throughput", sat_off, "events/s"
+                )
+            with _Worker(bootstrap, topic, model_dir, tmp, scores=True) as worker:
                 sat = worker.drain(n)
                 result.add("clickscore worker (saturation)", "throughput", sat, "events/s")
                 _latency(result, worker, bootstrap, topic, users, n, sat, levels, seconds)
@@ -82,6 +89,7 @@ def run(args: argparse.Namespace) -> Result:
             result.ratios["faust_noop_over_raw"] = noop / raw
             result.ratios["worker_over_raw"] = sat / raw
             result.ratios["worker_over_faust_noop"] = sat / noop
+            result.ratios["worker_scores_on_over_off"] = sat / sat_off
     result.notes.append("latency = score record consumed (wall clock) - producer send time")
     return result
 
@@ -142,9 +150,11 @@ def _latency(
 class _Worker:
     """``python -m worker run`` on the bench topic; stopped (SIGTERM, then SIGKILL) on exit."""
 
-    def __init__(self, bootstrap: str, topic: str, model_dir: Path, tmp: Path) -> None:
-        tag = topic.removeprefix("bench-")
-        self.scores_topic = f"bench-scores-{tag}"
+    def __init__(
+        self, bootstrap: str, topic: str, model_dir: Path, tmp: Path, *, scores: bool
+    ) -> None:
+        tag = topic.removeprefix("bench-") + ("-s" if scores else "-n")
+        self.scores_topic = f"bench-scores-{tag}" if scores else ""
         self.port = _free_port()
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("CLICKSCORE_")},
@@ -157,12 +167,12 @@ class _Worker:
             "CLICKSCORE_GROUP_ID": f"bench-worker-{tag}",
             "CLICKSCORE_PARTITIONS": str(PARTITIONS),
             "CLICKSCORE_MODEL_DIR": str(model_dir),
-            "CLICKSCORE_DATA_DIR": str(tmp / "worker-data"),
+            "CLICKSCORE_DATA_DIR": str(tmp / f"worker-data{tag}"),
             "CLICKSCORE_WEB_HOST": "127.0.0.1",
             "CLICKSCORE_WEB_PORT": str(self.port),
             "CLICKSCORE_LOG_LEVEL": "WARNING",
         }
-        self.log = tmp / "worker.log"
+        self.log = tmp / f"worker{tag}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> _Worker:
