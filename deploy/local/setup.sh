@@ -61,11 +61,7 @@ system_packages() {
   command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
   command -v mvn >/dev/null || missing+=(maven)
   { command -v prometheus >/dev/null && command -v promtool >/dev/null; } || missing+=(prometheus)
-  if [[ ! -x $VENV/bin/python ]]; then
-    find_python >/dev/null || missing+=(python3)
-    # Debian's python3 lacks ensurepip without python3-venv.
-    python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
-  fi
+  [[ -x $VENV/bin/python ]] || find_python >/dev/null || missing+=(python3)
   ((${#missing[@]} == 0)) || apt_install "${missing[@]}"
 }
 
@@ -74,7 +70,12 @@ python_env() {
     local py
     py=$(find_python) || die "no python3.11 (or 3.12) found; install python3.11 and rerun"
     say "creating $VENV with $py"
-    "$py" -m venv "$VENV"
+    if ! "$py" -m venv "$VENV" 2>/dev/null; then
+      # Debian's own python3 makes venvs only with python3-venv (its ensurepip is cut out).
+      rm -rf "$VENV"
+      apt_install python3-venv
+      "$py" -m venv "$VENV"
+    fi
   fi
   local want have=""
   want=$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)
