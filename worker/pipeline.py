@@ -28,6 +28,8 @@ from worker.state import (
     UserState,
     is_duplicate,
     pack_tensors,
+    recent_score,
+    remember_alert,
     remember_event,
     state_arrays,
 )
@@ -36,6 +38,9 @@ MIN_TS_MS = -62_135_596_800_000  # 0001-01-01T00:00:00Z, the earliest time a dat
 # How far an event's time may run ahead of its Kafka record timestamp (producer clock skew and
 # time-zone slips stay well inside it; "year 2999" does not). See docs/policies.md.
 MAX_AHEAD_MS = 24 * 3600 * 1000
+
+_json = msgspec.json.Encoder()
+_json_decoder = msgspec.json.Decoder(dict[str, Any])
 
 
 @dataclass(frozen=True)
@@ -195,8 +200,9 @@ def _score_wave(
             states[user] = load_state(user, index)
             result.new_users += states[user] is None
         state = states[user]
-        if is_duplicate(state, event.event_id):
+        if state is not None and is_duplicate(state, event.event_id):
             result.duplicates += 1
+            _resend(state, event, records[index], model, cfg, result)
             continue
         state = state or UserState()
         arrays, reset = state_arrays(state, model.state_spec, model.state_key)
@@ -216,8 +222,9 @@ def _score_wave(
     out = model.scorer.step(x, elapsed, stacked)
     result.wave_seconds.append(time.perf_counter() - started)
     for j, (index, event, state, ctx) in enumerate(pending):
-        new_state = _advance(state, event, ctx, {n: a[j] for n, a in out.state.items()}, model, cfg)
         p_buy, p_churn = float(out.p_purchase[j]), float(out.p_churn[j])
+        arrays = {n: a[j] for n, a in out.state.items()}
+        new_state = _advance(state, event, ctx, arrays, (p_buy, p_churn), model, cfg)
         new_state = _alerts(new_state, event, p_buy, p_churn, records[index], model, cfg, result)
         states[event.user_id] = new_state
         result.writes[event.user_id] = (new_state, index)
@@ -231,10 +238,11 @@ def _advance(
     event: Event,
     ctx: Any,
     arrays: dict[str, np.ndarray],
+    scores: tuple[float, float],
     model: Model,
     cfg: PipelineConfig,
 ) -> UserState:
-    state = remember_event(state, event.event_id, window=cfg.dedup_window)
+    state = remember_event(state, event.event_id, window=cfg.dedup_window, scores=scores)
     return msgspec.structs.replace(
         state,
         ctx=ctx,
@@ -281,7 +289,31 @@ def _alerts(
                 key=cfg.pseudonym_key,
             )
             result.alerts.append(Emit(alert_type, doc["user_id"], doc, rec.timestamp_ms))
+            state = remember_alert(state, _json.encode(doc))
     return msgspec.structs.replace(state, propensity=arms["propensity"], churn=arms["churn"])
+
+
+def _resend(
+    state: UserState,
+    event: Event,
+    rec: Record,
+    model: Model,
+    cfg: PipelineConfig,
+    result: BatchResult,
+) -> None:
+    """Re-send what a redelivered (duplicate) event produced: after a crash it may be lost.
+
+    Same alert ids, same scores, so consumers dedupe; the state is not stepped again. A score
+    re-sent after a model swap carries the serving model's version.
+    """
+    if cfg.emit_scores:
+        scores = recent_score(state, event.event_id)
+        if scores is not None:
+            result.scores.append(_score(event, scores[0], scores[1], rec, model, cfg))
+    for raw in state.recent_alerts:
+        doc = _json_decoder.decode(raw)
+        if doc["event_id"] == event.event_id and doc["trigger"] == "event":
+            result.alerts.append(Emit(doc["alert_type"], doc["user_id"], doc, rec.timestamp_ms))
 
 
 def _score(

@@ -21,6 +21,7 @@ import numpy as np
 from training.featurizer import FeatureContext
 
 STATE_FORMAT = 1  # bump on an incompatible change of UserState; old records are then reset
+MAX_RECENT_ALERTS = 8  # alerts kept to re-send when their triggering event is redelivered
 
 
 class AlertArm(msgspec.Struct, frozen=True):
@@ -39,6 +40,12 @@ class UserState(msgspec.Struct, frozen=True):
     tensors: dict[str, bytes] = {}
     state_spec: str = ""
     recent_ids: tuple[str, ...] = ()
+    # float32 (len(recent_ids), 2): p_purchase, p_churn of each recent id, and the JSON of the
+    # last alerts. A crash after the state reached the changelog but before the scores/alerts
+    # reached their topics redelivers events that are now duplicates: their outputs are re-sent
+    # from here (same alert ids), so no output is lost.
+    recent_scores: bytes = b""
+    recent_alerts: tuple[bytes, ...] = ()
     last_event_id: str | None = None
     last_event_ts_ms: int | None = None
     events: int = 0
@@ -100,7 +107,38 @@ def is_duplicate(state: UserState | None, event_id: str) -> bool:
     return state is not None and event_id in state.recent_ids
 
 
-def remember_event(state: UserState, event_id: str, *, window: int) -> UserState:
-    """Add ``event_id`` to the recent ids, keeping only the last ``window``."""
+def remember_event(
+    state: UserState,
+    event_id: str,
+    *,
+    window: int,
+    scores: tuple[float, float] = (float("nan"), float("nan")),
+) -> UserState:
+    """Add ``event_id`` (and its scores) to the recent ids, keeping only the last ``window``."""
     ids = (*state.recent_ids, event_id)[-window:]
-    return msgspec.structs.replace(state, recent_ids=ids)
+    rows = np.vstack([_score_rows(state), np.asarray([scores], dtype=np.float32)])[-window:]
+    return msgspec.structs.replace(state, recent_ids=ids, recent_scores=rows.tobytes())
+
+
+def recent_score(state: UserState, event_id: str) -> tuple[float, float] | None:
+    """The scores a recent event got (for re-sending after a redelivery), if remembered."""
+    rows = _score_rows(state)  # (len(recent_ids), 2)
+    for i in range(len(state.recent_ids) - 1, -1, -1):
+        if state.recent_ids[i] == event_id and not np.isnan(rows[i]).any():
+            return float(rows[i, 0]), float(rows[i, 1])
+    return None
+
+
+def remember_alert(state: UserState, doc_json: bytes) -> UserState:
+    """Keep an alert's JSON (the last few) so a redelivered trigger re-sends the same alert."""
+    alerts = (*state.recent_alerts, doc_json)[-MAX_RECENT_ALERTS:]
+    return msgspec.structs.replace(state, recent_alerts=alerts)
+
+
+def _score_rows(state: UserState) -> np.ndarray:
+    # Rows aligned with recent_ids; a record written before scores were kept gets NaN rows.
+    rows = np.frombuffer(state.recent_scores, dtype=np.float32).reshape(-1, 2)
+    missing = len(state.recent_ids) - len(rows)
+    if missing > 0:
+        rows = np.vstack([np.full((missing, 2), np.nan, dtype=np.float32), rows])
+    return rows[len(rows) - len(state.recent_ids) :]
