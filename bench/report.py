@@ -98,7 +98,7 @@ def markdown(doc: dict[str, Any]) -> str:
         )
     if doc["ratios"]:
         lines += ["", "| ratio (same run) | value |", "|---|---:|"]
-        lines += [f"| {k} | {v:.2f} |" for k, v in doc["ratios"].items()]
+        lines += [f"| {k} | {v:.3g} |" for k, v in doc["ratios"].items()]
     if doc.get("notes"):
         lines += ["", *(f"- {n}" for n in doc["notes"])]
     return "\n".join(lines) + "\n"

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from schemas.event import Event, encode_event
-from training.datasets import FORMATS  # import-light by design: no pyarrow, no torch
+from training.datasets import FORMATS, read_events  # import-light by design: no torch
 from worker.kafka_config import (
     SettingError,
     bootstrap_servers,
@@ -106,11 +106,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--bootstrap", default=None, help="host:port[,...] (CLICKSCORE_KAFKA_BOOTSTRAP)"
     )
     parser.add_argument("--limit", type=int, default=None, help="send at most N events")
+    parser.add_argument(
+        "--max-bad-fraction",
+        type=float,
+        default=0.01,
+        help="refuse the file when more of its rows than this are bad (default 0.01)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Replay the file; 0 when every event was delivered, 1 on delivery errors, 2 on bad input."""
+    """Replay the file: 0 all delivered, 1 delivery errors, 2 bad input, 130 interrupted."""
     console = Console(stderr=True)
     try:
         producer, topic = _start(args)
@@ -118,16 +124,18 @@ def run(args: argparse.Namespace) -> int:
         _say(console, f"replay: {exc}", "red")
         return 2
     try:
-        events, skipped = _read(args.file, args.format)
+        events, skipped = _read(args.file, args.format, args.max_bad_fraction, console)
     except (OSError, ValueError) as exc:
         _say(console, f"replay: cannot read {args.file} as {args.format}: {exc}", "red")
         return 2
     counts = Counts(skipped_rows=skipped)
     started = time.monotonic()
+    interrupted = False
     try:
         total = _total(events, args.limit)
         _send_all(producer, topic, _limited(events, args.limit), total, counts, args, console)
     except KeyboardInterrupt:
+        interrupted = True
         _say(console, "replay: interrupted; flushing what was sent", "yellow")
     except KafkaException as exc:  # refused locally (e.g. the topic vanished): stop, report
         counts.failed += 1
@@ -137,7 +145,9 @@ def run(args: argparse.Namespace) -> int:
     counts.failed += remaining  # still queued after the flush timeout: not delivered
     elapsed = time.monotonic() - started
     _summarise(console, counts, topic, elapsed, remaining)
-    return 0 if counts.failed == 0 and counts.delivered == counts.produced else 1
+    if counts.failed or counts.delivered != counts.produced:
+        return 1
+    return 130 if interrupted else 0
 
 
 def _start(args: argparse.Namespace) -> tuple[Producer, str]:
@@ -157,11 +167,13 @@ def _start(args: argparse.Namespace) -> tuple[Producer, str]:
     return producer, topic
 
 
-def _read(path: Path, fmt: str) -> tuple[list[Event], int]:
+def _read(
+    path: Path, fmt: str, max_bad_fraction: float, console: Console
+) -> tuple[list[Event], int]:
     """Events from the training readers (time-sorted), and how many bad rows they skipped."""
-    from training.datasets import read_events  # lazy: only replay needs the readers
-
-    log = read_events(path, fmt, require_purchase=False)
+    log = read_events(path, fmt, max_bad_fraction=max_bad_fraction, require_purchase=False)
+    for example in log.stats.bad_examples:  # skipped rows are named, never silently lost
+        _say(console, f"replay: skipped bad row in {path.name}: {example}", "yellow")
     return log.events, log.stats.bad
 
 

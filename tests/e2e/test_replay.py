@@ -168,6 +168,26 @@ def test_bad_settings_stop_at_start_naming_the_setting(
     assert "Traceback" not in done.stderr
 
 
+def test_bad_rows_are_skipped_by_name_and_the_rest_delivered(
+    kafka_bootstrap: str, topic_factory, group_id: str, tmp_path: Path, capsys
+) -> None:
+    path = tmp_path / "mixed.csv"
+    path.write_text(
+        "event_id,user_id,event_type,timestamp\n"
+        "a,u1,view,1700000000000\nb,u1,teleport,1700000001000\nc,u2,click,1700000002000\n"
+    )
+    topic = topic_factory(partitions=1)
+    # Over the default limit (1 % bad): refused before anything is sent.
+    assert _replay(kafka_bootstrap, str(path), "--topic", topic) == 2
+    assert "cannot read" in capsys.readouterr().err
+    assert _replay(kafka_bootstrap, str(path), "--topic", topic, "--max-bad-fraction", "0.5") == 0
+    err = capsys.readouterr().err
+    assert "skipped bad row in mixed.csv: row 1: unknown_event_type" in err
+    assert "delivered 2, failed 0, bad rows skipped by the reader 1" in err
+    ids = [decode_event(v).event_id for _, _, v in _read_all(kafka_bootstrap, topic, group_id)]
+    assert ids == ["a", "c"]
+
+
 def test_unreadable_file_is_a_clear_error(kafka_bootstrap: str, tmp_path: Path) -> None:
     assert _replay(kafka_bootstrap, str(tmp_path / "missing.csv")) == 2
 
