@@ -12,8 +12,7 @@ wave), so a user's events are applied in arrival order and each sees the state o
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -21,7 +20,16 @@ import numpy as np
 
 from schemas.event import MAX_TS_MS, Event, EventError, Reason, decode_event, format_timestamp
 from training.featurizer import featurize
-from worker.alerts import AlertType, alert_record, decide, public_user_id
+from worker.alerts import alert_record, decide, public_user_id
+from worker.batch import (
+    BatchResult,
+    DeadLetter,
+    Emit,
+    LoadState,
+    PipelineConfig,
+    Record,
+    Rekey,
+)
 from worker.deadletter import dead_letter_record
 from worker.model_store import Model
 from worker.state import (
@@ -34,6 +42,19 @@ from worker.state import (
     state_arrays,
 )
 
+__all__ = [  # the batch types are re-exported: callers import them from here
+    "BatchResult",
+    "DeadLetter",
+    "Emit",
+    "LoadState",
+    "PipelineConfig",
+    "Record",
+    "Rekey",
+    "classify",
+    "process_batch",
+    "waves",
+]
+
 MIN_TS_MS = -62_135_596_800_000  # 0001-01-01T00:00:00Z, the earliest time a datetime holds
 # How far an event's time may run ahead of its Kafka record timestamp (producer clock skew and
 # time-zone slips stay well inside it; "year 2999" does not). See docs/policies.md.
@@ -41,78 +62,6 @@ MAX_AHEAD_MS = 24 * 3600 * 1000
 
 _json = msgspec.json.Encoder()
 _json_decoder = msgspec.json.Decoder(dict[str, Any])
-
-
-@dataclass(frozen=True)
-class Record:
-    """One raw Kafka record as consumed (key and value undecoded, so a dead letter keeps them)."""
-
-    key: bytes | None
-    value: bytes | None
-    topic: str
-    partition: int
-    offset: int
-    timestamp_ms: int | None
-
-
-@dataclass(frozen=True)
-class PipelineConfig:
-    """The settings the pure core needs (a subset of :class:`worker.settings.Settings`)."""
-
-    max_event_bytes: int = 65536
-    dedup_window: int = 64
-    cooldown_ms: int = 1_800_000
-    hysteresis: float = 0.05
-    pseudonym_key: bytes = b""
-    emit_scores: bool = False
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """A record that cannot be scored: its dead-letter document and why."""
-
-    index: int
-    reason: Reason
-    doc: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Rekey:
-    """A valid event under the wrong key: re-sent to the events topic keyed by its user id."""
-
-    index: int
-    user_id: str
-    value: bytes
-
-
-@dataclass(frozen=True)
-class Emit:
-    """A record to send: an alert (propensity/churn) or a score; ``source_ts_ms`` for latency."""
-
-    kind: AlertType | str
-    key: str
-    doc: dict[str, Any]
-    source_ts_ms: int | None
-
-
-@dataclass
-class BatchResult:
-    """What one batch produced; ``writes`` maps user -> (new state, index of its last event)."""
-
-    dead_letters: list[DeadLetter] = field(default_factory=list)
-    rekeys: list[Rekey] = field(default_factory=list)
-    writes: dict[str, tuple[UserState, int]] = field(default_factory=dict)
-    alerts: list[Emit] = field(default_factory=list)
-    scores: list[Emit] = field(default_factory=list)
-    scored: int = 0
-    duplicates: int = 0
-    resets: int = 0
-    new_users: int = 0
-    wave_sizes: list[int] = field(default_factory=list)
-    wave_seconds: list[float] = field(default_factory=list)
-
-
-LoadState = Callable[[str, int], UserState | None]
 
 
 def classify(

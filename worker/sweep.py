@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from worker.alerts import alert_record, may_fire
+from worker.batch import Emit, PipelineConfig
 from worker.model_store import Model
-from worker.pipeline import Emit, PipelineConfig
 from worker.state import UserState, state_arrays
 
 
