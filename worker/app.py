@@ -36,6 +36,7 @@ import msgspec
 from faust.streams import _current_event
 from faust.types import EventT
 
+from worker import producer_flush
 from worker.metrics import Metrics
 from worker.model_store import ModelStore
 from worker.pipeline import BatchResult, PipelineConfig, Record, process_batch
@@ -158,6 +159,9 @@ def build_app(settings: Settings, store: ModelStore, metrics: Metrics) -> faust.
         # Faust pauses the stream whenever >100 sends are buffered (ProducerBuffer.max_messages),
         # and one batch queues a changelog write per user plus alerts/scores: let a few batches in.
         app.producer.buffer.max_messages = max(100, 4 * settings.batch_size)
+        # Faust's flush can return with sends still buffered, and offsets are committed right
+        # after it: see worker/producer_flush.py (a commit then covered events never scored).
+        producer_flush.install(app.producer.buffer)
         for topic in outputs.values():
             await topic.maybe_declare()
 
