@@ -214,3 +214,16 @@ def test_untrusted_certificate_stops_the_start_with_one_line(
     assert last.startswith(f"clickscore worker: CLICKSCORE_SSL_CA_FILE={certifi.where()}:")
     assert "certificate verify failed" in last
     assert secure.password not in out and "Traceback" not in out
+
+
+def test_the_secured_broker_has_no_plaintext_way_in(secure: SecureKafka) -> None:
+    # The one client listener speaks SASL_SSL: a PLAINTEXT client gets no metadata at all.
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": secure.bootstrap, "log_level": 0})
+    with pytest.raises(KafkaException):
+        admin.list_topics(timeout=5)
+    props = (secure.state_dir / "node-1" / "server.properties").read_text()
+    assert "listeners=SASL_SSL://" in props and "PLAINTEXT://" not in props
+    assert secure.password not in props  # the broker holds only SCRAM hashes of client passwords
