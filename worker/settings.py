@@ -61,7 +61,8 @@ class Settings(BaseSettings):
     max_event_bytes: int = Field(65536, ge=64, description="larger records are dead letters")
     dedup_window: int = Field(64, ge=1, description="recent event ids remembered per user")
     web_host: str = Field("0.0.0.0", description="host for /metrics, /healthz, /readyz")
-    web_port: int = Field(6066, ge=0, le=65535, description="port for /metrics etc. (0 = any)")
+    # Not 0 ("any free port"): Faust's web server refuses it with a traceback at start.
+    web_port: int = Field(6066, ge=1, le=65535, description="port for /metrics, /healthz, /readyz")
     log_level: LogLevel = Field("INFO", description="log level")
     log_format: LogFormat = Field("text", description="text or json")
     pseudonymize_key: SecretStr = Field(SecretStr(""), description="HMAC key for alert user ids")

@@ -60,6 +60,7 @@ def test_defaults_follow_the_contract(model_dir: Path) -> None:
             "CLICKSCORE_SASL_PASSWORD=: required with SASL_PLAINTEXT",
         ),
         ({"PARTITIONS": "many"}, "CLICKSCORE_PARTITIONS=many:"),
+        ({"WEB_PORT": "0"}, "CLICKSCORE_WEB_PORT=0: must be >= 1"),  # Faust refuses port 0
     ],
 )
 def test_bad_value_gives_one_line_naming_the_variable(
