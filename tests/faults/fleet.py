@@ -86,4 +86,5 @@ class Fleet:
 
 def wait_scoring(worker: WorkerProcess, timeout: float = 180.0) -> None:
     """Until ``worker`` has scored at least one event (it is past recovery and consuming)."""
+    worker.wait_ready(timeout)  # its web server answers from here on
     worker.wait_metric(lambda m: counter(m, "clickscore_events_scored_total") > 0, timeout)

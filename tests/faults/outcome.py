@@ -67,14 +67,14 @@ class Outcome:
         assert self.scores.keys() == ids, f"scores for unknown ids: {self.scores.keys() - ids}"
         wrong = []
         for event_id, records in self.scores.items():
-            for r in records:  # a redelivered event must score the same: state not stepped twice
+            for i, r in enumerate(records):  # a redelivered event must score the same, too
                 diff = max(
                     abs(r["p_purchase"] - oracle.p_purchase[event_id]),
                     abs(r["p_churn"] - oracle.p_churn[event_id]),
                 )
                 if diff > TOLERANCE:
-                    wrong.append((event_id, diff))
-        assert not wrong, f"{len(wrong)} score records differ from the reference: {wrong[:5]}"
+                    wrong.append(f"{event_id}/{r['user_id']} record {i + 1} of {len(records)}")
+        assert not wrong, f"{len(wrong)} score records differ from the reference: {wrong[:10]}"
         got = set(self.alerts)
         assert got == oracle.alert_ids, (
             f"alert ids: {len(got - oracle.alert_ids)} unexpected, "
