@@ -71,6 +71,9 @@ def choose_threshold(
 def metrics(y: np.ndarray, p: np.ndarray, threshold: float, split: str) -> dict[str, Any]:
     """ROC-AUC, PR-AUC, Brier, ECE and precision/recall/F1 at ``threshold``."""
     y = y.astype(int)
+    if len(y) == 0:  # e.g. CDNOW: every customer is seen in training, so no unseen-user rows
+        empty = ("positive_rate", "roc_auc", "pr_auc", "brier", "ece", "precision", "recall", "f1")
+        return {"split": split, "rows": 0, "threshold": _r(threshold), **dict.fromkeys(empty)}
     both = len(np.unique(y)) == 2
     hit = (p >= threshold).astype(int)
     return {
