@@ -19,6 +19,7 @@ BENCHMARKS = {
     "state": "bench.state_size",
     "training": "bench.training_time",
     "kafka": "bench.kafka_pipeline",
+    "recovery": "bench.recovery",
 }
 
 
