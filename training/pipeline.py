@@ -89,8 +89,10 @@ def run_training(
             test_rows, unseen_rows = rows[TEST], rows[TEST] & ~seen
             p_test = score(test_rows)
             entry = metrics(y[test_rows], p_test, threshold, "test")
+            # No unseen users at all (CDNOW: every customer's first purchase is in training).
+            p_unseen = score(unseen_rows) if unseen_rows.any() else np.empty(0)
             entry["test_unseen_users"] = metrics(
-                y[unseen_rows], score(unseen_rows), threshold, "test_unseen_users"
+                y[unseen_rows], p_unseen, threshold, "test_unseen_users"
             )
             entry["validation"] = metrics(y[rows[VALID]], p_val, threshold, "validation")
             if name in params:
