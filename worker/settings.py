@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     replication_factor: int = Field(1, ge=1, description="for topics the worker creates")
     group_id: str = Field("clickscore", min_length=1, description="consumer group = Faust app id")
     store: Store = Field("rocksdb://", description="Faust table store")
+    changelog_preload: bool = Field(
+        True, description="rocksdb: read newly assigned changelog partitions before Faust does"
+    )
     data_dir: Path = Field(Path("./var/worker"), description="Faust data dir (RocksDB)")
     model_dir: Path = Field(..., description="model artifact directory (required)")
     model_poll_seconds: float = Field(5.0, gt=0, description="poll period for a new manifest")

@@ -6,19 +6,21 @@ users per batch, a missing fix puts most users' state in a wrong partition. Proo
 
 1. every changelog record sits in the partition of its user's events;
 2. a worker restarted with an EMPTY data dir (state only from the changelog) continues every
-   user exactly where the first left off: all scores equal offline scoring of the whole stream.
+   user exactly where the first left off: all scores equal offline scoring of the whole stream,
+   whether the changelog was read by our preload (worker/preload.py, the default) or by Faust.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import signal
 import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
-from confluent_kafka import Consumer, KafkaError
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 from kafka_io import consume, produce
 from worker_artifacts import keyed, make_events, shared_artifact
 from worker_process import WorkerProcess, counter, worker_env
@@ -62,8 +64,22 @@ def _partitions_by_key(bootstrap: str, topic: str) -> dict[bytes, set[int]]:
     return seen
 
 
+def _count_records(bootstrap: str, topic: str) -> int:
+    """How many records ``topic`` holds now (high minus low watermark, summed)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"t-{uuid.uuid4().hex}"})
+    try:
+        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        marks = [
+            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in parts
+        ]
+    finally:
+        consumer.close()
+    return sum(high - low for low, high in marks)
+
+
+@pytest.mark.parametrize("preload", [True, False], ids=["preload", "faust-recovery"])
 def test_changelog_partitions_and_restore_from_changelog(
-    kafka_bootstrap: str, tmp_path: Path
+    kafka_bootstrap: str, tmp_path: Path, preload: bool
 ) -> None:
     tag = uuid.uuid4().hex[:8]
     group = f"cs-{tag}"
@@ -76,7 +92,7 @@ def test_changelog_partitions_and_restore_from_changelog(
     def start(data_dir: Path, log: str) -> WorkerProcess:
         env = worker_env(
             kafka_bootstrap, model, data_dir, group_id=group, partitions=PARTITIONS,
-            batch_size=128, batch_max_wait_ms=200, **topics,
+            batch_size=128, batch_max_wait_ms=200, changelog_preload=preload, **topics,
         )  # fmt: skip
         worker = WorkerProcess(env, tmp_path / log)
         worker.wait_ready()
@@ -96,6 +112,7 @@ def test_changelog_partitions_and_restore_from_changelog(
     assert set(in_changelog) == set(by_user) and len(by_user) == 40
     wrong = {k: (p, by_user[k]) for k, p in in_changelog.items() if p != by_user[k]}
     assert not wrong, f"state in the wrong changelog partition: {wrong}"
+    records = _count_records(kafka_bootstrap, changelog)
 
     # A fresh data dir: the new worker can only know the users from the changelog.
     worker = start(tmp_path / "data-b", "b.log")
@@ -106,6 +123,9 @@ def test_changelog_partitions_and_restore_from_changelog(
         assert counter(m, "clickscore_events_duplicate_total") == 0
     finally:
         assert worker.stop() == 0, worker.log_tail()
+    preloaded = re.findall(r"changelog preload: (\d+) records", worker.log_tail(10**7))
+    # With the preload on, it read every record before Faust's recovery looked; off, none.
+    assert [int(n) for n in preloaded] == ([records] if preload else []), worker.log_tail()
 
     got = consume(kafka_bootstrap, topics["scores_topic"], f"t-{uuid.uuid4().hex}", 900)
     streamed = {d["event_id"]: d for d in (json.loads(v) for _, v in got)}
