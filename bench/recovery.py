@@ -4,11 +4,14 @@ The changelog topic is filled directly with realistic state records (states buil
 own pipeline, bench/state_size.py), keyed and partitioned as the worker writes them. Cases:
 
 - naive rebuild: confluent-kafka reads the changelog into a dict (the floor to compare with);
-- cold start: ``python -m worker run`` with an empty RocksDB dir, start -> /readyz 200;
+- cold start: ``python -m worker run`` with an empty RocksDB dir, start -> /readyz 200, with the
+  changelog preload (worker/preload.py, the default) and with Faust's own recovery
+  (``CLICKSCORE_CHANGELOG_PRELOAD=false``);
 - empty-table start: the same with an empty changelog (start-up cost, subtracted for "recovery");
 - warm restart: SIGTERM, start again on the same RocksDB dir (only the changelog tail is read);
-- handover, standby replicas 0 vs 1: two workers, one stops (SIGTERM); time until the other
-  serves every partition (with a standby it already holds the state, without it restores it).
+- handover, standby replicas 0 vs 1, preload on vs off: two workers, one stops (SIGTERM); time
+  until the other serves every partition (with a standby it already holds the state, without it
+  restores it).
 """
 
 from __future__ import annotations
@@ -95,6 +98,9 @@ def _one_size(
     _fill(bootstrap, changelog, templates, n)
     naive = _naive(bootstrap, changelog, n)
     result.add("naive rebuild (confluent-kafka -> dict)", "seconds", naive, "s", users=n)
+    faust_only = {"CLICKSCORE_CHANGELOG_PRELOAD": "false"}
+    slow = _start_to_ready(_Worker(bootstrap, model_dir, tmp, group, faust_only), fresh=True)
+    result.add("cold start, Faust's own recovery", "start to ready", slow, "s", users=n)
     worker = _Worker(bootstrap, model_dir, tmp, group)
     cold = _start_to_ready(worker, fresh=True)
     result.add("cold start, empty RocksDB", "start to ready", cold, "s", users=n)
@@ -103,13 +109,15 @@ def _one_size(
     recovery = max(cold - base, 1e-3)
     result.add("cold start, empty RocksDB", "recovery (minus empty start)", recovery, "s", users=n)
     result.ratios[f"cold_recovery_over_naive_{n}"] = recovery / naive
+    result.ratios[f"cold_start_faust_over_preload_{n}"] = slow / cold
     if args.no_handover:
         return
-    for standbys in (0, 1):
-        seconds = _handover(bootstrap, model_dir, tmp, templates, n, standbys)
+    for standbys, preload in itertools.product((0, 1), (True, False)):
+        seconds = _handover(bootstrap, model_dir, tmp, templates, n, standbys, preload)
         result.add("handover after SIGTERM", "to all partitions ready", seconds, "s", users=n,
-                   standby_replicas=standbys)  # fmt: skip
-        result.ratios[f"handover_standby{standbys}_over_naive_{n}"] = seconds / naive
+                   standby_replicas=standbys, preload=preload)  # fmt: skip
+        if preload:
+            result.ratios[f"handover_standby{standbys}_over_naive_{n}"] = seconds / naive
 
 
 def _group() -> str:
@@ -152,12 +160,18 @@ def _naive(bootstrap: str, topic: str, n: int) -> float:
 
 
 def _handover(
-    bootstrap: str, model_dir: Path, tmp: Path, templates: list[bytes], n: int, standbys: int
+    bootstrap: str,
+    model_dir: Path,
+    tmp: Path,
+    templates: list[bytes],
+    n: int,
+    standbys: int,
+    preload: bool,
 ) -> float:
     """Two workers, both ready; SIGTERM one; seconds until the other serves every partition."""
     group = _group()
     _fill(bootstrap, f"{group}-user-state-changelog", templates, n)
-    env = {"TABLE_STANDBY_REPLICAS": str(standbys)}
+    env = {"TABLE_STANDBY_REPLICAS": str(standbys), "CLICKSCORE_CHANGELOG_PRELOAD": str(preload)}
     a, b = (_Worker(bootstrap, model_dir, tmp, group, extra=env) for _ in range(2))
     a.start(fresh=True)
     b.start(fresh=True)

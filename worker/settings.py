@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     group_id: str = Field("clickscore", min_length=1, description="consumer group = Faust app id")
     store: Store = Field("rocksdb://", description="Faust table store")
     changelog_preload: bool = Field(
-        True, description="rocksdb: read newly assigned changelog partitions before Faust does"
+        True, description="rocksdb: read assigned changelog partitions before Faust does"
     )
     data_dir: Path = Field(Path("./var/worker"), description="Faust data dir (RocksDB)")
     model_dir: Path = Field(..., description="model artifact directory (required)")
