@@ -16,7 +16,7 @@ help:
 	@echo "make lint    ruff check, ruff format --check, mypy"
 	@echo "make test    setup + lint + the whole pytest suite (what CI runs)"
 	@echo "make demo    broker, simulate, train (or reuse), worker, replay, live alerts, stop"
-	@echo "make bench   benchmarks -> bench/results/ (BENCH='scoring state kafka training')"
+	@echo "make bench   benchmarks -> bench/results/ (BENCH='scoring state kafka training recovery')"
 
 setup:
 	deploy/local/setup.sh
@@ -32,8 +32,8 @@ test: setup lint
 demo: setup
 	deploy/local/demo.sh
 
-# Every benchmark (about 10 minutes on 2 cores); `make bench BENCH=scoring` for one.
-BENCH ?= scoring state kafka training
+# Every benchmark (about 15 minutes on 2 cores); `make bench BENCH=scoring` for one.
+BENCH ?= scoring state kafka training recovery
 bench: setup
 	for name in $(BENCH); do $(PY) -m bench $$name; done
 
