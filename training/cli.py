@@ -43,6 +43,22 @@ def _positive(text: str) -> float:
     return value
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 1")
+    return value
+
+
+def _add_bad_fraction(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-bad-fraction", type=_fraction, default=0.01, metavar="F",
+                        help="refuse the file when more of its rows than this are bad "
+                        "(default 0.01)")  # fmt: skip
+
+
 def _parser() -> argparse.ArgumentParser:
     from training.datasets import FORMATS  # import-light package: no torch
 
@@ -84,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="use a seeded sample of N users (overrides the preset)")  # fmt: skip
     tr.add_argument("--seed", type=int, default=0, help="seed for torch, numpy and sampling")
     tr.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_bad_fraction(tr)
 
     sc = sub.add_parser(
         "score",
@@ -95,15 +112,21 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument("--events", required=True, help="event file (CSV/Parquet, maybe .gz)")
     sc.add_argument("--format", default="generic", choices=FORMATS, help="source format")
     sc.add_argument("--out", required=True, help="output file: .csv or .parquet")
+    _add_bad_fraction(sc)
     return parser
 
 
-def _read(path: str, fmt: str, require_purchase: bool) -> EventLog:
+def _read(args: argparse.Namespace, require_purchase: bool) -> EventLog:
     from training.datasets import read_events
 
-    if not Path(path).exists():
-        raise UserError(f"--events {path}: no such file")
-    return read_events(path, fmt, require_purchase=require_purchase)
+    if not Path(args.events).exists():
+        raise UserError(f"--events {args.events}: no such file")
+    return read_events(
+        args.events,
+        args.format,
+        max_bad_fraction=args.max_bad_fraction,
+        require_purchase=require_purchase,
+    )
 
 
 def _simulate(args: argparse.Namespace) -> None:
@@ -122,7 +145,7 @@ def _train(args: argparse.Namespace) -> None:
     from training.pipeline import run_training
 
     started = time.monotonic()
-    log = _read(args.events, args.format, require_purchase=True)
+    log = _read(args, require_purchase=True)
     default_h, default_d = DEFAULT_HORIZONS[args.format]
     manifest = run_training(
         log.events,
@@ -150,7 +173,7 @@ def _score(args: argparse.Namespace) -> None:
 
     if not args.out.endswith((".csv", ".parquet")):
         raise UserError(f"--out {args.out}: extension must be .csv or .parquet")
-    log = _read(args.events, args.format, require_purchase=False)
+    log = _read(args, require_purchase=False)
     scores = score_events(args.model, log.events)
     write_scores(scores, args.out)
     print(f"scored {len(scores.event_id)} events into {args.out}", file=sys.stderr)

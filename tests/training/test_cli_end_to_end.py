@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
+from worker_artifacts import shared_artifact
 
 from schemas import validate
 from training.cli import PRESET_NAMES, main
@@ -83,6 +84,13 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
         "event_id,user_id,event_type,timestamp\n"
         "a,u1,view,1000\nb,u1,purchase,61000\nc,u2,view,121000\n"
     )
+    header = "event_id,user_id,event_type,timestamp\n"
+    empty, no_buy, bad = tmp_path / "empty.csv", tmp_path / "no_buy.csv", tmp_path / "bad.csv"
+    empty.write_text(header)
+    no_buy.write_text(header + "a,u1,view,1000\nb,u1,view,61000\n")
+    bad.write_text(header + "a,u1,view,1000\nb,u1,purchase,2000\nc,u2,levitate,3000\nd,u2,view,x\n")
+    corrupt = tmp_path / "corrupt.csv.gz"
+    corrupt.write_bytes(b"these bytes are not gzip data" * 10)
     cases = [
         (["train", "--events", str(events), "--out", str(tmp_path / "m"),
           "--propensity-horizon", "86400"], "longer than the data"),
@@ -91,12 +99,36 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
         (["score", "--model", str(tmp_path), "--events", str(events), "--out", "s.csv"],
          "manifest"),
         (["train", "--events", str(events), "--out", "x", "--churn-horizon", "-5"], "> 0"),
+        (["train", "--events", str(empty), "--out", "x"], "empty file"),
+        (["train", "--events", str(no_buy), "--out", "x"], "no purchase events"),
+        (["train", "--events", str(corrupt), "--out", "x"], "corrupt gzip"),
+        (["train", "--events", str(bad), "--out", "x", "--max-bad-fraction", "0.2"],
+         "2 of 4 rows are bad"),
+        (["score", "--model", "m", "--events", str(bad), "--out", "s.csv",
+          "--max-bad-fraction", "2"], "between 0 and 1"),
     ]  # fmt: skip
     for args, needle in cases:
         done = _cli(*args)
         assert done.returncode == 2, (args, done.stderr)
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert needle in done.stderr and "Traceback" not in done.stderr
+
+
+def test_max_bad_fraction_lets_a_file_with_bad_rows_through(tmp_path: Path) -> None:
+    """The bad rows are skipped and counted, the good ones scored, when the user allows it."""
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "event_id,user_id,event_type,timestamp\n"
+        "a,u1,view,1000\nb,u1,purchase,2000\nc,u2,levitate,3000\nd,u2,view,x\n"
+    )
+    out = tmp_path / "s.csv"
+    model = shared_artifact()
+    args = ["score", "--model", str(model), "--events", str(bad), "--out", str(out)]
+    assert _cli(*args).returncode == 2  # 50 % bad, more than the default 1 %
+    done = _cli(*args, "--max-bad-fraction", "0.5")
+    assert done.returncode == 0, done.stderr
+    with out.open() as f:
+        assert [row["event_id"] for row in csv.DictReader(f)] == ["a", "b"]
 
 
 def test_cli_presets_match_training_presets() -> None:
