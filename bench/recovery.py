@@ -102,8 +102,13 @@ def _one_size(
     slow = _start_to_ready(_Worker(bootstrap, model_dir, tmp, group, faust_only), fresh=True)
     result.add("cold start, Faust's own recovery", "start to ready", slow, "s", users=n)
     worker = _Worker(bootstrap, model_dir, tmp, group)
-    cold = _start_to_ready(worker, fresh=True)
+    sizes: dict[str, int] = {}
+    cold = _start_to_ready(worker, fresh=True, measure=sizes)
     result.add("cold start, empty RocksDB", "start to ready", cold, "s", users=n)
+    result.add("worker once recovered", "rss", sizes["rss"], "bytes", users=n)
+    result.add("worker once recovered", "rss per user", sizes["rss"] / n, "bytes", users=n)
+    result.add("RocksDB data dir once recovered", "bytes per user", sizes["disk"] / n, "bytes",
+               users=n)  # fmt: skip
     warm = _start_to_ready(worker, fresh=False)
     result.add("warm restart, same RocksDB dir", "start to ready", warm, "s", users=n)
     recovery = max(cold - base, 1e-3)
@@ -188,12 +193,19 @@ def _handover(
         b.stop()
 
 
-def _start_to_ready(worker: _Worker, *, fresh: bool) -> float:
+def _start_to_ready(
+    worker: _Worker, *, fresh: bool, measure: dict[str, int] | None = None
+) -> float:
+    """Seconds from start to ready; with ``measure``, also the ready worker's RSS and disk use."""
     started = time.perf_counter()
     worker.start(fresh=fresh)
     try:
         worker.wait(lambda doc: doc["ready"])
-        return time.perf_counter() - started
+        seconds = time.perf_counter() - started
+        if measure is not None:
+            measure["rss"] = worker.rss_bytes()
+            measure["disk"] = sum(f.stat().st_size for f in worker.data.rglob("*") if f.is_file())
+        return seconds
     finally:
         worker.stop()
 
@@ -252,6 +264,14 @@ class _Worker:
                 return
             time.sleep(0.1)
         raise BenchError(f"worker not ready in {timeout:.0f} s: {self.log.read_text()[-2000:]}")
+
+    def rss_bytes(self) -> int:
+        """The running worker's resident set size (Linux /proc)."""
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise BenchError("no VmRSS in /proc (not Linux?)")
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:

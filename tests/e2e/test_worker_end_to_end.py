@@ -11,10 +11,7 @@ the re-keyed record's copy is consumed and scored once more.
 from __future__ import annotations
 
 import base64
-import csv
 import json
-import subprocess
-import sys
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -22,8 +19,9 @@ from pathlib import Path
 
 import pytest
 from kafka_io import consume, produce
+from score_parity import offline_scores, worst_difference
 from worker_artifacts import keyed, make_events, shared_artifact
-from worker_process import ROOT, WorkerProcess, counter, worker_env
+from worker_process import WorkerProcess, counter, worker_env
 
 import schemas
 from schemas.event import Event, encode_event
@@ -176,36 +174,11 @@ def test_streamed_scores_equal_offline_training_score(
     model_dir = shared_artifact(propensity=0.0, churn=0.0)
     events_file = tmp_path / "events.csv"
     write_events([*run.good, REKEYED], events_file)
-    out = tmp_path / "offline.csv"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "training",
-            "score",
-            "--model",
-            str(model_dir),
-            "--events",
-            str(events_file),
-            "--out",
-            str(out),
-        ],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    with out.open() as f:
-        offline = {row["event_id"]: row for row in csv.DictReader(f)}
+    offline = offline_scores(model_dir, events_file, tmp_path / "offline.csv")
     got = consume(kafka_bootstrap, run.topics["scores_topic"], f"t-{uuid.uuid4().hex}", N_GOOD + 1)
     streamed = {json.loads(v)["event_id"]: json.loads(v) for _, v in got}
     assert len(streamed) == len(offline) == N_GOOD + 1
-    worst = 0.0
-    for event_id, row in offline.items():
-        s = streamed[event_id]
-        assert s["user_id"] == row["user_id"] and s["timestamp"] == int(row["timestamp"])
-        worst = max(worst, abs(s["p_purchase"] - float(row["p_purchase"])))
-        worst = max(worst, abs(s["p_churn"] - float(row["p_churn"])))
+    worst = worst_difference(offline, streamed)
     assert worst <= 1e-4
 
 

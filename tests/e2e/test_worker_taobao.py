@@ -9,7 +9,6 @@ worker is stopped with SIGINT (Ctrl-C in a terminal), which must be as clean as 
 
 from __future__ import annotations
 
-import csv
 import json
 import signal
 import subprocess
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from kafka_io import consume
+from score_parity import offline_scores, worst_difference
 from worker_artifacts import shared_artifact
 from worker_process import ROOT, WorkerProcess, counter, worker_env
 
@@ -53,18 +53,9 @@ def test_taobao_streamed_scores_equal_offline_scores(kafka_bootstrap: str, tmp_p
         assert worker.stop(signal.SIGINT) == 0, worker.log_tail()
     assert "Traceback" not in worker.log_tail(10**7)
 
-    out = tmp_path / "offline.csv"
-    _run("-m", "training", "score", "--model", str(model), "--events", str(TAOBAO),
-         "--format", "taobao", "--out", str(out))  # fmt: skip
-    with out.open() as f:
-        offline = {row["event_id"]: row for row in csv.DictReader(f)}
+    offline = offline_scores(model, TAOBAO, tmp_path / "offline.csv", fmt="taobao")
     got = consume(kafka_bootstrap, topics["scores_topic"], f"t-{tag}", ROWS, timeout=120)
     streamed = {d["event_id"]: d for d in (json.loads(v) for _, v in got)}
     assert len(offline) == ROWS and streamed.keys() == offline.keys()
-    worst = 0.0
-    for event_id, row in offline.items():
-        s = streamed[event_id]
-        assert s["user_id"] == row["user_id"] and s["timestamp"] == int(row["timestamp"])
-        worst = max(worst, abs(s["p_purchase"] - float(row["p_purchase"])))
-        worst = max(worst, abs(s["p_churn"] - float(row["p_churn"])))
+    worst = worst_difference(offline, streamed)
     assert worst <= 1e-4
