@@ -25,11 +25,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from faust.stores.rocksdb import Store as RocksDBStore
 
 log = logging.getLogger("worker.preload")
 
 #: Faust's RocksDB key for the last changelog offset written to a partition database.
-OFFSET_KEY = b"__faust\0offset__"
+OFFSET_KEY: bytes = RocksDBStore.offset_key
 CHUNK = 10_000  # records per consume call and per WriteBatch
 IDLE_TIMEOUT_S = 30.0  # no record for this long: give the rest to Faust's recovery
 
