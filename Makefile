@@ -9,7 +9,7 @@ KAFKA := deploy/local/kafka.sh
 PYTEST_MARKERS ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo "" || echo "not gpu")
 PYTEST_ARGS ?=
 
-.PHONY: help setup lint test demo bench kafka-up kafka-down
+.PHONY: help setup lint test demo bench bench-all kafka-up kafka-down
 
 help:
 	@echo "make setup   venv, Python packages, Kafka jars, Prometheus (idempotent)"
@@ -17,6 +17,7 @@ help:
 	@echo "make test    setup + lint + the whole pytest suite (what CI runs)"
 	@echo "make demo    broker, simulate, train (or reuse), worker, replay, live alerts, stop"
 	@echo "make bench   benchmarks -> bench/results/ (BENCH='scoring state kafka training recovery')"
+	@echo "make bench-all  every number in bench/README.md, with its sizes (about 30 minutes)"
 
 setup:
 	deploy/local/setup.sh
@@ -36,6 +37,15 @@ demo: setup
 BENCH ?= scoring state kafka training recovery
 bench: setup
 	for name in $(BENCH); do $(PY) -m bench $$name; done
+
+# Every published number with the sizes bench/README.md quotes (1M users for state and recovery).
+bench-all: setup
+	$(PY) -m bench scoring
+	$(PY) -m bench state --users 10000 100000 1000000
+	$(PY) -m bench kafka
+	$(PY) -m bench training
+	$(PY) -m bench recovery --users 100000
+	$(PY) -m bench --out bench/results/recovery-1m recovery --users 1000000 --no-handover
 
 kafka-up: setup
 	$(KAFKA) start
