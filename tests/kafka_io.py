@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from confluent_kafka import Consumer, KafkaError, Producer
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -197,3 +197,17 @@ def consume(
     finally:
         consumer.close()
     return got
+
+
+def topic_size(bootstrap: str, topic: str) -> int:
+    """Records in ``topic`` now (high minus low watermark, summed): proves "and no more" at once."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"t-{uuid.uuid4().hex}"})
+    try:
+        meta = consumer.list_topics(topic, timeout=10).topics[topic]
+        ends = [
+            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            for p in meta.partitions
+        ]
+    finally:
+        consumer.close()
+    return sum(high - low for low, high in ends)

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from confluent_kafka import Consumer, KafkaError, TopicPartition
-from kafka_io import consume, produce
+from confluent_kafka import Consumer, KafkaError
+from kafka_io import consume, produce, topic_size
 from worker_artifacts import keyed, make_events, shared_artifact
 from worker_process import WorkerProcess, counter, worker_env
 
@@ -64,19 +64,6 @@ def _partitions_by_key(bootstrap: str, topic: str) -> dict[bytes, set[int]]:
     return seen
 
 
-def _count_records(bootstrap: str, topic: str) -> int:
-    """How many records ``topic`` holds now (high minus low watermark, summed)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"t-{uuid.uuid4().hex}"})
-    try:
-        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        marks = [
-            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in parts
-        ]
-    finally:
-        consumer.close()
-    return sum(high - low for low, high in marks)
-
-
 @pytest.mark.parametrize("preload", [True, False], ids=["preload", "faust-recovery"])
 def test_changelog_partitions_and_restore_from_changelog(
     kafka_bootstrap: str, tmp_path: Path, preload: bool
@@ -112,7 +99,7 @@ def test_changelog_partitions_and_restore_from_changelog(
     assert set(in_changelog) == set(by_user) and len(by_user) == 40
     wrong = {k: (p, by_user[k]) for k, p in in_changelog.items() if p != by_user[k]}
     assert not wrong, f"state in the wrong changelog partition: {wrong}"
-    records = _count_records(kafka_bootstrap, changelog)
+    records = topic_size(kafka_bootstrap, changelog)
 
     # A fresh data dir: the new worker can only know the users from the changelog.
     worker = start(tmp_path / "data-b", "b.log")

@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from kafka_io import consume, produce
+from kafka_io import consume, produce, topic_size
 from worker_artifacts import T0_MS, shared_artifact
 from worker_process import WorkerProcess, counter, worker_env
 
@@ -92,20 +91,6 @@ def _check_dead_letters(result: BatchResult, records: list[Record]) -> None:
         assert doc["value_truncated"] == (
             rec.value is not None and len(rec.value) > MAX_VALUE_BYTES
         )
-
-
-def _topic_size(bootstrap: str, topic: str) -> int:
-    """Records in ``topic`` (sum of its partitions' end offsets): proves "and no more" at once."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"t-{uuid.uuid4().hex}"})
-    try:
-        meta = consumer.list_topics(topic, timeout=10).topics[topic]
-        ends = [
-            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            for p in meta.partitions
-        ]
-    finally:
-        consumer.close()
-    return sum(high - low for low, high in ends)
 
 
 def _accounted(result: BatchResult, n: int) -> bool:
@@ -345,9 +330,7 @@ def test_corpus_dead_letters_validate_and_name_their_source(
         len(dead_rows),
         timeout=60,
     )
-    assert (
-        len(got) == len(dead_rows) == _topic_size(kafka_bootstrap, corpus_run.topics["dlq_topic"])
-    )
+    assert len(got) == len(dead_rows) == topic_size(kafka_bootstrap, corpus_run.topics["dlq_topic"])
     seen: set[tuple[int, int]] = set()
     by_value: Counter[bytes | None] = Counter()
     for _, raw in got:
@@ -385,7 +368,7 @@ def test_corpus_duplicates_change_no_score_and_late_events_apply_in_order(
     # One score per scored event, plus the re-sent score of each duplicate (a redelivery re-sends
     # what it produced: same numbers), and no more on the topic.
     resent = sum(r.expect == "duplicate" for r in rows)
-    size = _topic_size(kafka_bootstrap, corpus_run.topics["scores_topic"])
+    size = topic_size(kafka_bootstrap, corpus_run.topics["scores_topic"])
     assert len(streamed) == len(events) + resent == size
     by_id: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for doc in streamed:

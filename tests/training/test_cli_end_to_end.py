@@ -72,6 +72,13 @@ def test_simulate_train_score(tmp_path: Path) -> None:
         np.testing.assert_allclose(got_c, c[0], atol=1e-5, rtol=0)
 
 
+# 2 of 4 rows bad: an unknown event type and a time that is no time.
+BAD_ROWS = (
+    "event_id,user_id,event_type,timestamp\n"
+    "a,u1,view,1000\nb,u1,purchase,2000\nc,u2,levitate,3000\nd,u2,view,x\n"
+)
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "training", *args], capture_output=True, text=True, timeout=120
@@ -88,7 +95,7 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
     empty, no_buy, bad = tmp_path / "empty.csv", tmp_path / "no_buy.csv", tmp_path / "bad.csv"
     empty.write_text(header)
     no_buy.write_text(header + "a,u1,view,1000\nb,u1,view,61000\n")
-    bad.write_text(header + "a,u1,view,1000\nb,u1,purchase,2000\nc,u2,levitate,3000\nd,u2,view,x\n")
+    bad.write_text(BAD_ROWS)
     corrupt = tmp_path / "corrupt.csv.gz"
     corrupt.write_bytes(b"these bytes are not gzip data" * 10)
     cases = [
@@ -117,10 +124,7 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
 def test_max_bad_fraction_lets_a_file_with_bad_rows_through(tmp_path: Path) -> None:
     """The bad rows are skipped and counted, the good ones scored, when the user allows it."""
     bad = tmp_path / "bad.csv"
-    bad.write_text(
-        "event_id,user_id,event_type,timestamp\n"
-        "a,u1,view,1000\nb,u1,purchase,2000\nc,u2,levitate,3000\nd,u2,view,x\n"
-    )
+    bad.write_text(BAD_ROWS)
     out = tmp_path / "s.csv"
     model = shared_artifact()
     args = ["score", "--model", str(model), "--events", str(bad), "--out", str(out)]
