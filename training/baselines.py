@@ -23,7 +23,7 @@ from sklearn.preprocessing import StandardScaler
 
 from schemas.event import EVENT_TYPES
 from training.featurizer import LOG_GAP, LOG_PRICE, N_TYPES, SESSION_DEPTH, TYPE_OFFSET
-from training.labels import UserRows
+from training.labels import LabelError, UserRows
 
 CART: Final = EVENT_TYPES.index("add_to_cart")
 PURCHASE: Final = EVENT_TYPES.index("purchase")
@@ -138,8 +138,11 @@ def fit_learned(
         for lr in ((0.05, 0.15) if grid else (0.1,))
         for leaves in ((15, 31) if grid else (15,))
     ]
-    if len(np.unique(yt)) < 2:
-        raise ValueError("a baseline's training rows have one class only")
+    if len(np.unique(yt)) < 2 or len(np.unique(yv)) < 2:
+        raise LabelError(
+            "the training or validation rows of a head have one class only (every label the "
+            "same): the data is too small or too short for these horizons"
+        )
     return {
         "logreg": _tuned(logreg, xt, yt, xv, yv),  # type: ignore[arg-type]
         "hgb": _tuned(hgb, xt, yt, xv, yv),  # type: ignore[arg-type]

@@ -141,12 +141,15 @@ def _simulate(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from training.labels import DEFAULT_HORIZONS
+    import numpy as np
+
+    from training.labels import default_horizons, robust_range
     from training.pipeline import run_training
 
     started = time.monotonic()
     log = _read(args, require_purchase=True)
-    default_h, default_d = DEFAULT_HORIZONS[args.format]
+    start, end = robust_range(np.fromiter((e.ts_ms for e in log.events), np.int64))
+    default_h, default_d = default_horizons(args.format, (end - start) / 1000.0)
     manifest = run_training(
         log.events,
         args.out,

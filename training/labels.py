@@ -5,12 +5,17 @@
 - Churn at event t: no event by the user in (t, t+D].
 - Right-censoring: a row whose window (t, t+horizon] ends past the last event time of the whole
   data set is left out of that head's training and evaluation (we cannot know its label).
-- Split by event time: cut points at 70 % / 85 % of the *labellable* span [first event,
-  last event - max(H, D)] (on the raw span a short slice such as Taobao's 80 minutes would leave
-  the test window fully censored). A user's earlier events still feed the RNN; only rows in a
-  split's window count for that split. Label windows of late training rows may reach into later
-  windows: outcomes, not inputs; a strict embargo would drop most rows of short slices.
-- Unseen users: users with no event before the first cut (never seen in training).
+- Robust time range: the data's range is its 1 %..99 % event-time quantiles widened by 10 % of
+  that span on each side (and never past the real first/last event). Events outside it (real files
+  carry a few timestamps weeks off) are dropped and counted in the summary, so a handful of
+  outliers can neither stretch the span nor move the cuts.
+- Split by time at event-count quantiles: the cuts fall at the 70 % / 85 % quantiles of the times
+  of *labellable* events (t <= end - max(H, D)), so each split holds its share of events however
+  the events cluster in time. Label windows of late training rows may reach into later windows
+  (outcomes, not inputs).
+- Split by user: a seeded share of users (15 % by default) is held out entirely: every one of
+  their labelled events is a test row of "users never seen in training"; the other users' rows
+  are split by time as above, and their test rows are "the future of seen users".
 
 >>> import numpy as np
 >>> ts = np.array([0, 10, 20, 100], np.int64) * 1000
@@ -44,6 +49,21 @@ DEFAULT_HORIZONS: Final[dict[str, tuple[float, float]]] = {
     "retailrocket": (1 * DAY_S, 7 * DAY_S),
     "rees46": (1 * DAY_S, 7 * DAY_S),
 }
+# Taobao histories of two days or more (the nine-day file): a purchase within a day (shoppers come
+# back daily; an hour would be mostly "buys in this session") and session-exit churn (silent for
+# 30 min, the usual session gap), which a nine-day span labels on nearly every event.
+MULTI_DAY_TAOBAO: Final = (1 * DAY_S, 30 * 60.0)
+
+
+def default_horizons(fmt: str, span_seconds: float) -> tuple[float, float]:
+    """(H, D) for a format, given the robust time span of the data in seconds.
+
+    >>> default_horizons("taobao", 80 * 60), default_horizons("taobao", 9 * DAY_S)
+    ((1800.0, 1200.0), (86400.0, 1800.0))
+    """
+    if fmt == "taobao" and span_seconds >= 2 * DAY_S:
+        return MULTI_DAY_TAOBAO
+    return DEFAULT_HORIZONS[fmt]
 
 
 class LabelError(ValueError):
@@ -111,22 +131,38 @@ class Split:
         )
 
 
-def time_split(
-    start_ms: int,
+def robust_range(ts: np.ndarray, q: float = 0.01, margin: float = 0.1) -> tuple[int, int]:
+    """First and last event inside the bulk: time quantiles ``q``..``1-q`` widened by ``margin``.
+
+    >>> ts = np.array([-9_000_000, *range(0, 1000, 10), 5_000_000])  # two stray timestamps
+    >>> robust_range(ts)
+    (0, 990)
+    """
+    lo, hi = np.quantile(ts, [q, 1.0 - q])
+    pad = (hi - lo) * margin
+    inside = ts[(ts >= lo - pad) & (ts <= hi + pad)]
+    return int(inside.min()), int(inside.max())  # the first and last events kept
+
+
+def quantile_split(
+    ts: np.ndarray,
     end_ms: int,
     longest_horizon_ms: int,
     fractions: tuple[float, float] = (0.7, 0.15),
 ) -> Split:
-    """Cut the labellable span [start, end - longest horizon] at train/validation shares."""
-    labellable = end_ms - longest_horizon_ms - start_ms
-    if labellable <= 0:
+    """Cuts at event-count quantiles of the labellable event times (t <= end - longest horizon)."""
+    start = int(ts.min())
+    labellable = np.sort(ts[ts <= end_ms - longest_horizon_ms])
+    if len(labellable) < 3 or labellable[0] == labellable[-1]:
         raise LabelError(
             f"horizon {longest_horizon_ms / 1000:g} s is longer than the data's time span "
-            f"({(end_ms - start_ms) / 1000:g} s): no event could get a label; use a shorter horizon"
+            f"({(end_ms - start) / 1000:g} s): too few events could get a label; "
+            "use a shorter horizon"
         )
-    valid = start_ms + int(labellable * fractions[0])
-    test = start_ms + int(labellable * (fractions[0] + fractions[1]))
-    return Split(start_ms, valid, test, end_ms)
+    n = len(labellable)
+    valid = int(labellable[min(n - 1, int(n * fractions[0]))])
+    test = int(labellable[min(n - 1, int(n * (fractions[0] + fractions[1])))])
+    return Split(start, valid, max(test, valid + 1), end_ms)
 
 
 @dataclass
@@ -143,6 +179,7 @@ class UserRows:
     m_churn: np.ndarray  # (T,) bool
     split: np.ndarray  # (T,) int8
     seen_in_train: bool
+    held_out: bool = False  # in the user split's test group: every event is a test row
 
 
 @dataclass
@@ -154,6 +191,7 @@ class LabelledData:
     propensity_ms: int
     churn_ms: int
     users_in_data: int = 0  # before any subsampling
+    out_of_range: int = 0  # events outside the robust time range, dropped
 
     def summary(self) -> dict[str, object]:
         """Data summary for the manifest and report: sizes, time span, label rates per split."""
@@ -166,12 +204,15 @@ class LabelledData:
             "span_days": round((self.split.end_ms - self.split.start_ms) / 86_400_000, 3),
             "cuts_ms": [self.split.valid_start_ms, self.split.test_start_ms],
             "horizons_seconds": [self.propensity_ms / 1000, self.churn_ms / 1000],
+            "out_of_range_events": self.out_of_range,
+            "held_out_users": sum(u.held_out for u in self.users),
         }
         for sid, name in enumerate(SPLIT_NAMES):
             rows: dict[str, object] = {}
             for head in ("prop", "churn"):
                 y = np.concatenate(
                     [getattr(u, f"y_{head}")[_sel(u, head, sid)] for u in self.users]
+                    + [np.zeros(0, np.float32)]
                 )
                 rows[f"{head}_rows"] = len(y)
                 rows[f"{head}_rate"] = round(float(y.mean()), 4) if len(y) else None
@@ -190,38 +231,50 @@ def build_labels(
     fractions: tuple[float, float] = (0.7, 0.15),
     max_users: int | None = None,
     seed: int = 0,
+    holdout_users: float = 0.15,
 ) -> LabelledData:
-    """Group events by user, featurize, label and split them.
+    """Group events by user, featurize, label and split them (see the module docstring).
 
     ``max_users`` keeps a seeded random subset of users (all their events) -- chosen before
-    featurizing, which is the slow part; the split's cut points still come from all events.
+    featurizing, which is the slow part; the range and cuts still come from all events.
     """
     if not events:
         raise LabelError("no events to label")
     if propensity_seconds <= 0 or churn_seconds <= 0:
         raise LabelError("horizons must be positive numbers of seconds")
     h_ms, d_ms = int(propensity_seconds * 1000), int(churn_seconds * 1000)
-    start = min(e.ts_ms for e in events)
-    end = max(e.ts_ms for e in events)
-    split = time_split(start, end, max(h_ms, d_ms), fractions)
+    all_ts = np.fromiter((e.ts_ms for e in events), np.int64, len(events))
+    start, end = robust_range(all_ts)
+    kept = [e for e in events if start <= e.ts_ms <= end]
+    in_range = all_ts[(all_ts >= start) & (all_ts <= end)]
     by_user: dict[str, list[Event]] = {}
-    for e in events:
+    for e in kept:
         by_user.setdefault(e.user_id, []).append(e)
-    chosen = list(by_user)
+    order = list(by_user)
+    rng = np.random.default_rng(seed)
+    held = set(rng.permutation(sorted(order))[: round(len(order) * holdout_users)].tolist())
+    seen_ts = np.fromiter((e.ts_ms for e in kept if e.user_id not in held), np.int64)
+    split = quantile_split(seen_ts if len(seen_ts) else in_range, end, max(h_ms, d_ms), fractions)
+    chosen = order
     if max_users is not None and len(chosen) > max_users:
-        keep = np.random.default_rng(seed).choice(len(chosen), max_users, replace=False)
+        keep = rng.choice(len(chosen), max_users, replace=False)
         chosen = [chosen[i] for i in sorted(keep.tolist())]
-    users = []
-    for uid in chosen:
-        evs = by_user[uid]
-        evs.sort(key=lambda e: e.ts_ms)  # stable: equal times keep the input order
-        ts = np.fromiter((e.ts_ms for e in evs), np.int64, len(evs))
-        purchase = np.fromiter((e.event_type == "purchase" for e in evs), bool, len(evs))
-        y_prop, m_prop = propensity_labels(ts, purchase, h_ms, end)
-        y_churn, m_churn = churn_labels(ts, d_ms, end)
-        sid = split.of(ts)
-        users.append(
-            UserRows(uid, ts, featurize_sequence(evs), purchase, y_prop, m_prop, y_churn, m_churn,
-                     sid, bool((sid == TRAIN).any()))
-        )  # fmt: skip
-    return LabelledData(users, split, h_ms, d_ms, users_in_data=len(by_user))
+    users = [_user_rows(uid, by_user[uid], split, h_ms, d_ms, uid in held) for uid in chosen]
+    return LabelledData(
+        users, split, h_ms, d_ms, users_in_data=len(by_user), out_of_range=len(events) - len(kept)
+    )
+
+
+def _user_rows(
+    uid: str, evs: list[Event], split: Split, h_ms: int, d_ms: int, held_out: bool
+) -> UserRows:
+    """One user's featurized, labelled and split rows."""
+    evs.sort(key=lambda e: e.ts_ms)  # stable: equal times keep the input order
+    ts = np.fromiter((e.ts_ms for e in evs), np.int64, len(evs))
+    purchase = np.fromiter((e.event_type == "purchase" for e in evs), bool, len(evs))
+    y_prop, m_prop = propensity_labels(ts, purchase, h_ms, split.end_ms)
+    y_churn, m_churn = churn_labels(ts, d_ms, split.end_ms)
+    sid = np.full(len(ts), TEST, np.int8) if held_out else split.of(ts)
+    seen = not held_out and bool((sid == TRAIN).any())
+    return UserRows(uid, ts, featurize_sequence(evs), purchase, y_prop, m_prop, y_churn, m_churn,
+                    sid, seen, held_out)  # fmt: skip

@@ -53,7 +53,7 @@ def run_training(
     model, history = fit(data, cfg, progress=progress)
 
     split = _flat(data, "split")
-    seen = np.concatenate([np.full(len(u.ts), u.seen_in_train) for u in data.users])
+    held = np.concatenate([np.full(len(u.ts), u.held_out) for u in data.users])
     logits = predict_logits(model, data.users)
     feats = bl.all_features(data.users)  # (N, K) past-only features for the baselines
     metrics_out: dict[str, dict[str, dict[str, Any]]] = {}
@@ -86,10 +86,10 @@ def run_training(
             threshold, rule = choose_threshold(y[rows[VALID]], p_val, target)
             if name == "cnn_rnn":
                 rules[head] = {**rule, "threshold": threshold}
-            test_rows, unseen_rows = rows[TEST], rows[TEST] & ~seen
+            test_rows, unseen_rows = rows[TEST] & ~held, rows[TEST] & held
             p_test = score(test_rows)
             entry = metrics(y[test_rows], p_test, threshold, "test")
-            # No unseen users at all (CDNOW: every customer's first purchase is in training).
+            # No held-out users at all (a tiny data set, or holdout_users = 0).
             p_unseen = score(unseen_rows) if unseen_rows.any() else np.empty(0)
             entry["test_unseen_users"] = metrics(
                 y[unseen_rows], p_unseen, threshold, "test_unseen_users"
@@ -112,9 +112,13 @@ def run_training(
     notes = [
         f"preset `{preset}`: {len(data.users)} of {data.users_in_data} users used "
         f"(seeded subsample when the preset caps users); elapsed-time augmentation for churn.",
-        "Split by event time at 70 %/85 % of [first event, last event - max(H, D)]; rows whose "
-        "label window passes the data end are censored. Late training rows' label windows may "
-        "reach into later windows (outcomes only, never inputs).",
+        f"{data.out_of_range} events outside the robust time range (1 %..99 % time quantiles "
+        "widened by 10 %) dropped. Split by user: "
+        f"{summary['held_out_users']} held-out users, every labelled event of theirs a test "
+        "row (`test_unseen_users`); the other users split by time at the 70 %/85 % event-count "
+        "quantiles of labellable events (`test` = their future). Rows whose label window passes "
+        "the data end are censored; late training rows' label windows may reach into later "
+        "windows (outcomes only, never inputs).",
         "CNN+RNN probabilities are Platt-scaled on validation, folded into the exported heads; "
         "rule baselines are mapped to probabilities by isotonic regression on validation.",
         f"Baselines fit on at most {bl.MAX_FIT_ROWS} training rows (seeded sample).",

@@ -21,7 +21,7 @@ from sklearn.linear_model import LogisticRegression
 from torch import nn
 from tqdm import tqdm
 
-from training.labels import TRAIN, VALID, LabelledData, UserRows
+from training.labels import TRAIN, VALID, LabelError, LabelledData, UserRows
 from training.model import ClickModel, ModelConfig
 from training.sequences import Batch, Window, augment, full_batches, make_batch, windows_for
 
@@ -126,7 +126,7 @@ def fit(
     train_w = windows_for(users, TRAIN, cfg.max_len, cfg.burn_in)
     val_w = windows_for(users, VALID, cfg.max_len, cfg.burn_in)
     if not train_w or not val_w:
-        raise ValueError("no labelled training or validation rows: data too small for the split")
+        raise LabelError("no labelled training or validation rows: data too small for the split")
     pw = (
         _pos_weight(users, "prop", cfg.max_pos_weight),
         _pos_weight(users, "churn", cfg.max_pos_weight),

@@ -139,3 +139,19 @@ def test_cli_presets_match_training_presets() -> None:
     from training.train import PRESETS
 
     assert set(PRESET_NAMES) == set(PRESETS)
+
+
+NINE_DAYS = Path(__file__).parents[2] / ".." / "shared" / "data" / "taobao-userbehavior"
+
+
+@pytest.mark.slow
+def test_nine_day_taobao_trains_despite_stray_timestamps(tmp_path: Path) -> None:
+    """The real nine-day file carries rows weeks off; they are dropped and counted, not fatal."""
+    done = _cli("train", "--events", str(NINE_DAYS / "UserBehavior_9days_500users.csv"),
+                "--format", "taobao", "--out", str(tmp_path / "m"), "--preset", "tiny",
+                "--no-progress")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    data = json.loads((tmp_path / "m" / "manifest.json").read_text())["training_data"]
+    assert data["horizons_seconds"] == [86400.0, 1800.0]
+    assert data["out_of_range_events"] > 0 and data["held_out_users"] > 0
+    assert data["span_days"] < 10  # the stray rows did not stretch the span

@@ -15,8 +15,10 @@ from training.labels import (
     augmented_churn,
     build_labels,
     churn_labels,
+    default_horizons,
     propensity_labels,
-    time_split,
+    quantile_split,
+    robust_range,
 )
 
 MIN = 60_000
@@ -68,10 +70,13 @@ def test_churn_augmentation_keeps_the_user_silent_and_censors() -> None:
     assert np.array_equal(m, ts + e_ms + d <= end)
 
 
-def test_time_split_cuts_the_labellable_span() -> None:
-    split = time_split(0, 1000, longest_horizon_ms=200)
-    assert (split.valid_start_ms, split.test_start_ms) == (560, 680)
-    assert split.of(np.array([0, 559, 560, 679, 680, 1000])).tolist() == [
+def test_quantile_split_cuts_at_event_counts_of_labellable_events() -> None:
+    # 100 events in the first 100 ms, then a sparse tail: a time-range cut would put almost
+    # every event in training; counts put 70 % / 15 % / 15 % of labellable events in each split.
+    ts = np.array([*range(100), 500, 900, 1000], np.int64)
+    split = quantile_split(ts, end_ms=1000, longest_horizon_ms=100)
+    assert (split.valid_start_ms, split.test_start_ms) == (71, 86)
+    assert split.of(np.array([0, 70, 71, 85, 86, 1000])).tolist() == [
         TRAIN, TRAIN, VALID, VALID, TEST, TEST,
     ]  # fmt: skip
 
@@ -82,22 +87,49 @@ def test_horizon_longer_than_the_data_is_one_clear_error() -> None:
         build_labels(events, propensity_seconds=3600, churn_seconds=60)
 
 
-def test_build_labels_groups_users_and_marks_unseen_ones() -> None:
-    # Span 0..1000 min, H = D = 100 min: cuts at 630 and 765 min.
+def test_stray_timestamps_are_dropped_and_cannot_move_the_cuts() -> None:
+    clean = [_ev(f"u{i % 20}", i) for i in range(2000)]
+    stray = [_ev("u1", -40 * 24 * 60), _ev("u2", -30 * 24 * 60), _ev("u3", 90 * 24 * 60)]
+    both = sorted(clean + stray, key=lambda e: e.ts_ms)
+    a = build_labels(clean, propensity_seconds=600, churn_seconds=600)
+    b = build_labels(both, propensity_seconds=600, churn_seconds=600)
+    assert (a.out_of_range, b.out_of_range) == (0, 3)
+    assert b.split == a.split and b.summary()["out_of_range_events"] == 3
+    assert robust_range(np.array([e.ts_ms for e in both])) == (0, 1999 * MIN)
+
+
+def test_held_out_users_are_test_rows_on_every_event_and_never_trained_on() -> None:
+    events = [_ev(f"u{i % 40}", i) for i in range(4000)]
+    data = build_labels(events, propensity_seconds=600, churn_seconds=600, holdout_users=0.25)
+    held = [u for u in data.users if u.held_out]
+    assert len(held) == 10 and data.summary()["held_out_users"] == 10
+    assert all((u.split == TEST).all() and not u.seen_in_train for u in held)
+    others = [u for u in data.users if not u.held_out]
+    assert all(u.seen_in_train and {TRAIN, VALID, TEST} <= set(u.split.tolist()) for u in others)
+
+
+def test_build_labels_groups_users_and_splits_their_rows_by_time() -> None:
+    # Span 0..1000 min, H = D = 100 min; no user held out: only the time split.
     events = sorted(
         [_ev("old", m) for m in (0, 10, 20, 700, 800)]
-        + [_ev("old", 30, "purchase"), _ev("new", 700), _ev("new", 790, "purchase")]
+        + [_ev("old", 30, "purchase"), _ev("new", 790), _ev("new", 795, "purchase")]
         + [_ev("new", 800), _ev("late", 1000)],
         key=lambda e: e.ts_ms,
     )
-    data = build_labels(events, propensity_seconds=6000, churn_seconds=6000)
-    assert data.split.valid_start_ms == 630 * MIN and data.split.test_start_ms == 765 * MIN
+    data = build_labels(events, propensity_seconds=6000, churn_seconds=6000, holdout_users=0.0)
+    # Labellable times (<= 900 min): 0 10 20 30 700 790 795 800 800 -> cuts at 795 and 800.
+    assert data.split.valid_start_ms == 795 * MIN and data.split.test_start_ms == 800 * MIN
     users = {u.user_id: u for u in data.users}
-    assert users["old"].seen_in_train and not users["new"].seen_in_train
+    assert users["old"].seen_in_train and users["new"].seen_in_train  # both have a train row
     assert users["old"].y_prop[:4].tolist() == [1, 1, 1, 0]  # purchase at 30 within 100 min
     assert users["new"].y_prop.tolist() == [1, 0, 0]
-    assert users["new"].split.tolist() == [VALID, TEST, TEST]
-    assert users["old"].x.shape == (6, 32)
+    assert users["new"].split.tolist() == [TRAIN, VALID, TEST]
+    assert users["old"].x.shape[0] == 6
     assert not users["late"].m_prop.any()  # its window passes the end
     summary = data.summary()
     assert summary["events"] == len(events) and summary["users"] == 3
+
+
+def test_multi_day_taobao_gets_day_and_session_horizons() -> None:
+    assert default_horizons("taobao", 9 * 86_400) == (86_400.0, 1_800.0)
+    assert default_horizons("taobao", 80 * 60) == (1_800.0, 1_200.0)
