@@ -9,13 +9,14 @@ KAFKA := deploy/local/kafka.sh
 PYTEST_MARKERS ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo "" || echo "not gpu")
 PYTEST_ARGS ?=
 
-.PHONY: help setup lint test demo bench bench-all kafka-up kafka-down
+.PHONY: help setup lint test demo evaluate bench bench-all kafka-up kafka-down
 
 help:
 	@echo "make setup   venv, Python packages, Kafka jars, Prometheus (idempotent)"
 	@echo "make lint    ruff check, ruff format --check, mypy"
 	@echo "make test    setup + lint + the whole pytest suite (what CI runs)"
 	@echo "make demo    broker, simulate, train (or reuse), worker, replay, live alerts, stop"
+	@echo "make evaluate  docs/evaluation.md's tables -> var/eval/tables.md (see README for its time)"
 	@echo "make bench   benchmarks -> bench/results/ (BENCH='scoring state kafka training recovery')"
 	@echo "make bench-all  every number in bench/README.md, with its sizes (about 30 minutes)"
 
@@ -32,6 +33,11 @@ test: setup lint
 
 demo: setup
 	deploy/local/demo.sh
+
+# The evaluation tables of docs/evaluation.md: nine-day Taobao (with ablations), CDNOW, the
+# simulator and the quick preset at demo size; CPU only, one run after another.
+evaluate: setup
+	nice -n 10 $(PY) -m training.suite --out var/eval --no-progress
 
 # Every benchmark (about 15 minutes on 2 cores); `make bench BENCH=scoring` for one.
 BENCH ?= scoring state kafka training recovery

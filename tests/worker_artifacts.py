@@ -42,8 +42,11 @@ def make_artifact(
     torch.manual_seed(seed)
     model = ClickModel(ModelConfig(feature_dim=FEATURE_DIM, hidden_size=hidden, conv_channels=8))
     if churn_from_silence:
-        first, last = model.churn_mlp[0], model.churn_mlp[2]
+        first, last = model.churn_mlp.mlp[0], model.churn_mlp.mlp[2]
         with torch.no_grad():
+            assert model.churn_mlp.wide is not None
+            model.churn_mlp.wide.weight.zero_()  # the wide path would pass the feature row
+            model.churn_mlp.wide.bias.zero_()
             first.weight.zero_()
             first.weight[:, -1] = 1.0  # only log1p(elapsed / 60) passes
             first.bias.zero_()

@@ -1,7 +1,12 @@
-"""Baselines on the same rows and split: logistic regression and gradient boosting on hand-made
-recency / frequency / monetary / session features, and one trivial rule per head.
+"""Baselines on the same rows and split: logistic regression and gradient boosting on rich
+per-event history features, and one trivial rule per head.
 
-Every feature at event t uses the user's events up to and including t only (no look-ahead). The
+The features are every column the network gets (the featurizer's event row and its running
+aggregates: counts per type, decayed counts, time since cart/purchase, spend, session, revisits)
+plus exact offline extras a streaming model could not keep in O(1) state: trailing-window counts
+(10 min, 1 h, 1 day) per event type, the last gaps, distinct items and categories so far, how
+often the item and category were seen before, hour of day. Every feature at event t uses the
+user's events up to and including t only (no look-ahead). The
 rules ("a cart event in the last hour" for propensity, "time since the previous event" for churn)
 are scores, not probabilities, so each is mapped to one by isotonic regression fitted on
 validation rows -- fair for the Brier score and thresholds, and it cannot change their ranking.
@@ -22,18 +27,24 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from schemas.event import EVENT_TYPES
-from training.featurizer import LOG_GAP, LOG_PRICE, N_TYPES, SESSION_DEPTH, TYPE_OFFSET
+from training.featurizer import FEATURE_NAMES as ROW_NAMES
+from training.featurizer import LOG_PRICE, N_TYPES, TYPE_OFFSET
 from training.labels import LabelError, UserRows
 
 CART: Final = EVENT_TYPES.index("add_to_cart")
 PURCHASE: Final = EVENT_TYPES.index("purchase")
-HOUR_MS, DAY_MS = 3_600_000, 86_400_000
+VIEW: Final = EVENT_TYPES.index("view")
+MIN_MS, HOUR_MS, DAY_MS = 60_000, 3_600_000, 86_400_000
 MAX_FIT_ROWS: Final = 200_000  # baselines fit on a seeded sample of training rows beyond this
-FEATURE_NAMES: Final = (
-    "log_gap", "is_first", "log_events", "log_events_1h", "log_events_24h", "log_purchases",
-    "log_spend", "log_since_purchase", "has_purchased", "carts_1h", "cart_in_last_hour",
-    "session_depth", "log_age", *(f"now_{t}" for t in EVENT_TYPES),
+WINDOWS: Final = (("10m", 10 * MIN_MS), ("1h", HOUR_MS), ("1d", DAY_MS))
+EXTRA_NAMES: Final = (
+    *(f"log_{kind}_{w}" for kind in ("events", "views", "carts", "buys") for w, _ in WINDOWS),
+    "log_gap_2", "log_gap_3", "log_mean_gap_5", "log_distinct_items", "log_distinct_categories",
+    "log_item_seen_before", "log_category_seen_before", "item_carted_before", "log_age",
+    "log_since_purchase", "log_spend", "hour", "cart_in_last_hour",
 )  # fmt: skip
+# Every column of the featurizer's row (event and running aggregates), then exact offline extras.
+FEATURE_NAMES: Final = (*ROW_NAMES, *EXTRA_NAMES)
 
 Scorer = Callable[[np.ndarray], np.ndarray]
 
@@ -46,34 +57,54 @@ def _count_since(ts: np.ndarray, which: np.ndarray, window_ms: int) -> np.ndarra
     )
 
 
+def _seen_before(keys: np.ndarray, which: np.ndarray | None = None) -> np.ndarray:
+    """For each event, how many earlier events (of ``which``) had the same key (-1: none)."""
+    counts: dict[int, int] = {}
+    out = np.zeros(len(keys), np.float32)
+    for i, k in enumerate(keys.tolist()):
+        if k < 0:
+            continue
+        out[i] = counts.get(k, 0)
+        if which is None or which[i]:
+            counts[k] = counts.get(k, 0) + 1
+    return out
+
+
+def _distinct_so_far(keys: np.ndarray) -> np.ndarray:
+    seen: set[int] = set()
+    out = np.zeros(len(keys), np.float32)
+    for i, k in enumerate(keys.tolist()):
+        if k >= 0:
+            seen.add(k)
+        out[i] = len(seen)
+    return out
+
+
 def user_features(u: UserRows) -> np.ndarray:
-    """Hand-made features ``(T, len(FEATURE_NAMES))`` for every event of one user, past only."""
-    ts, x = u.ts, u.x
-    n = len(ts)
+    """Features ``(T, len(FEATURE_NAMES))`` for every event of one user, past and present only."""
+    ts, x, n = u.ts, u.x, len(u.ts)
     types = x[:, TYPE_OFFSET : TYPE_OFFSET + N_TYPES]  # (T, 10) one-hot of the current event
-    is_cart, is_buy = types[:, CART] > 0, types[:, PURCHASE] > 0
+    kinds = {"events": np.ones(n, bool), "views": types[:, VIEW] > 0,
+             "carts": types[:, CART] > 0, "buys": types[:, PURCHASE] > 0}  # fmt: skip
+    cols = [np.log1p(_count_since(ts, sel, w)) for sel in kinds.values() for _, w in WINDOWS]
+    gaps = np.diff(ts, prepend=ts[:1]) / 1000.0  # (T,) seconds since the previous event
+    for lag in (1, 2):
+        cols.append(np.log1p(np.concatenate([np.zeros(lag), gaps[:-lag]])[:n]))
+    mean5 = np.convolve(gaps, np.ones(5) / 5.0)[:n]
+    cols.append(np.log1p(mean5))
+    item = u.item if u.item is not None else np.full(n, -1)
+    cat = u.category if u.category is not None else np.full(n, -1)
+    cols += [np.log1p(_distinct_so_far(item)), np.log1p(_distinct_so_far(cat))]
+    cols += [np.log1p(_seen_before(item)), np.log1p(_seen_before(cat))]
+    cols.append((_seen_before(item, kinds["carts"]) > 0).astype(np.float32))
     price = np.expm1(x[:, LOG_PRICE] * 10.0)  # the featurizer stores log1p(price) / 10
-    spend = np.cumsum(np.where(is_buy, price, 0.0))
-    buys = np.cumsum(is_buy)
-    last_buy = np.maximum.accumulate(np.where(is_buy, ts, -1))  # time of the latest purchase so far
+    last_buy = np.maximum.accumulate(np.where(kinds["buys"], ts, -1))
     since_buy = np.where(last_buy >= 0, (ts - last_buy) / 1000.0, 1e9)
-    carts_1h = _count_since(ts, is_cart, HOUR_MS)
-    cols = [
-        x[:, LOG_GAP],
-        (np.arange(n) == 0).astype(np.float32),
-        np.log1p(np.arange(1, n + 1)),
-        np.log1p(_count_since(ts, np.ones(n, bool), HOUR_MS)),
-        np.log1p(_count_since(ts, np.ones(n, bool), DAY_MS)),
-        np.log1p(buys),
-        np.log1p(spend),
-        np.log1p(since_buy),
-        (buys > 0).astype(np.float32),
-        carts_1h,
-        (carts_1h > 0).astype(np.float32),
-        x[:, SESSION_DEPTH],
-        np.log1p((ts - ts[0]) / 1000.0),
-    ]
-    return np.column_stack([*cols, types]).astype(np.float32)
+    hour = (ts // HOUR_MS) % 24
+    cols += [np.log1p((ts - ts[0]) / 1000.0), np.log1p(since_buy),
+             np.log1p(np.cumsum(np.where(kinds["buys"], price, 0.0))), hour / 23.0,
+             (_count_since(ts, kinds["carts"], HOUR_MS) > 0).astype(np.float32)]  # fmt: skip
+    return np.column_stack([x, *cols]).astype(np.float32)
 
 
 def all_features(users: Sequence[UserRows]) -> np.ndarray:

@@ -66,7 +66,12 @@ def graph_specs(config: ModelConfig) -> dict[str, dict[str, Any]]:
         },
         "churn_head": {
             "file": CHURN_FILE,
-            "inputs": {"h_state": [-1, n_layers, h], "elapsed": [-1]},
+            # The last feature row (in conv_state) feeds the churn head only with side inputs.
+            "inputs": {
+                "h_state": [-1, n_layers, h],
+                "elapsed": [-1],
+                **({"conv_state": [-1, k1, f]} if config.side_inputs else {}),
+            },
             "outputs": {"p_churn": [-1]},
         },
     }
@@ -80,9 +85,11 @@ def export_onnx(model: ClickModel, out_dir: Path) -> None:
     conv0, h0 = model.initial_state(b)
     f = model.config.feature_dim
     jobs: list[tuple[torch.nn.Module, tuple[torch.Tensor, ...], str]] = [
-        (StepGraph(model), (torch.randn(b, f), torch.zeros(b), conv0, h0), "step"),
+        # Wrappers in eval mode: the exporter restores each module's mode after export, and a
+        # wrapper left in training mode would switch the model's dropout back on.
+        (StepGraph(model).eval(), (torch.randn(b, f), torch.zeros(b), conv0, h0), "step"),
         (model, (torch.randn(b, t, f), torch.zeros(b, t)), "sequence"),
-        (ChurnHeadGraph(model), (h0, torch.zeros(b)), "churn_head"),
+        (ChurnHeadGraph(model).eval(), (h0, torch.zeros(b), conv0), "churn_head"),
     ]
     for module, args, name in jobs:
         spec = specs[name]

@@ -28,6 +28,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -180,6 +181,8 @@ class UserRows:
     split: np.ndarray  # (T,) int8
     seen_in_train: bool
     held_out: bool = False  # in the user split's test group: every event is a test row
+    item: np.ndarray | None = None  # (T,) int64 crc32 of item_id, -1 if none (baselines only)
+    category: np.ndarray | None = None  # (T,) int64 crc32 of category_id, -1 if none
 
 
 @dataclass
@@ -276,5 +279,11 @@ def _user_rows(
     y_churn, m_churn = churn_labels(ts, d_ms, split.end_ms)
     sid = np.full(len(ts), TEST, np.int8) if held_out else split.of(ts)
     seen = not held_out and bool((sid == TRAIN).any())
+    item = np.fromiter((_hash(e.item_id) for e in evs), np.int64, len(evs))
+    category = np.fromiter((_hash(e.category_id) for e in evs), np.int64, len(evs))
     return UserRows(uid, ts, featurize_sequence(evs), purchase, y_prop, m_prop, y_churn, m_churn,
-                    sid, seen, held_out)  # fmt: skip
+                    sid, seen, held_out, item, category)  # fmt: skip
+
+
+def _hash(value: str | None) -> int:
+    return -1 if value is None else zlib.crc32(value.encode("utf-8"))

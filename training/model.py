@@ -4,7 +4,11 @@ Imports torch only. The same weights serve three forms, which are exported as th
 
 - :meth:`ClickModel.forward` (sequence form): ``x (B, T, F)``, ``elapsed (B, T)`` -> two ``(B, T)``;
 - :meth:`ClickModel.step` (step form): one event per user plus its state, for the streaming worker;
-- :meth:`ClickModel.churn` (churn head alone): re-score a silent user from its stored hidden state.
+- :meth:`ClickModel.churn` (churn head alone): re-score a silent user from its stored state.
+
+Each head sees the GRU's state and, beside it, the current feature row (whose second block holds
+the featurizer's running aggregates) through an MLP plus a wide linear path. A silent user's last
+feature row is the last row of its conv state, so the churn head needs no extra state.
 
 Because the convolution is causal (left padding K-1) and the GRU runs forward, stepping event by
 event with a zero initial state gives exactly the sequence form's outputs (invariant 1).
@@ -22,13 +26,19 @@ from torch import nn
 class ModelConfig:
     """Shape of the network; written into the manifest's ``architecture``."""
 
-    feature_dim: int = 32
+    feature_dim: int = 58  # training.featurizer.FEATURE_DIM (this module imports torch only)
     conv_channels: int = 32
-    kernel_size: int = 3
+    kernel_size: int = 2
     hidden_size: int = 64
     num_layers: int = 1
-    churn_hidden: int = 32
+    churn_hidden: int = 32  # width of each head's hidden layer
     dropout: float = 0.0
+    # Heads see the current feature row (running aggregates included) beside the GRU state, and a
+    # wide linear path from it: the network starts from what a linear baseline sees.
+    side_inputs: bool = True
+    # Ablation: zero the feature columns from ``aggregate_from`` on (the running aggregates).
+    aggregates: bool = True
+    aggregate_from: int = 32
 
     def to_dict(self) -> dict[str, float | int | str]:
         """Plain dict (for JSON), with the cell type spelled out."""
@@ -41,8 +51,39 @@ def elapsed_transform(elapsed: torch.Tensor) -> torch.Tensor:
     return torch.log1p(torch.clamp(elapsed, min=0.0) / 60.0)
 
 
+class Head(nn.Module):
+    """One head: an MLP over ``[hidden, side]`` plus a wide linear path from ``side``."""
+
+    def __init__(self, hidden: int, side: int, width: int, dropout: float) -> None:
+        super().__init__()
+        self.drop = nn.Dropout(dropout)
+        self.mlp = nn.Sequential(nn.Linear(hidden + side, width), nn.ReLU(), nn.Linear(width, 1))
+        self.wide = nn.Linear(side, 1) if side else None
+
+    def forward(self, h: torch.Tensor, side: torch.Tensor | None) -> torch.Tensor:
+        """``h (..., H)``, ``side (..., S)`` or None -> logit ``(...)``."""
+        if side is None:
+            return self.mlp(self.drop(h)).squeeze(-1)
+        logit = self.mlp(torch.cat([self.drop(h), side], dim=-1))  # (..., 1)
+        assert self.wide is not None
+        return (logit + self.wide(side)).squeeze(-1)
+
+    @torch.no_grad()
+    def fold_affine(self, a: float, b: float) -> None:
+        """Make the head emit ``a * logit + b`` (calibration folded into its last layers)."""
+        last = self.mlp[-1]
+        assert isinstance(last, nn.Linear)
+        last.weight.mul_(a)
+        last.bias.mul_(a).add_(b)
+        if self.wide is not None:
+            self.wide.weight.mul_(a)
+            self.wide.bias.mul_(a)
+
+
 class ClickModel(nn.Module):
     """Two-headed causal CNN+GRU over a user's feature rows."""
+
+    input_mask: torch.Tensor  # (F,) 1 for the columns the network sees, a buffer
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -57,25 +98,29 @@ class ClickModel(nn.Module):
             batch_first=True,
             dropout=config.dropout if config.num_layers > 1 else 0.0,
         )
-        self.drop = nn.Dropout(config.dropout)
-        self.propensity_head = nn.Linear(config.hidden_size, 1)
-        self.churn_mlp = nn.Sequential(
-            nn.Linear(config.hidden_size + 1, config.churn_hidden),
-            nn.ReLU(),
-            nn.Linear(config.churn_hidden, 1),
-        )
+        side = config.feature_dim if config.side_inputs else 0
+        width, p = config.churn_hidden, config.dropout
+        self.propensity_head = Head(config.hidden_size, side, width, p)
+        self.churn_mlp = Head(config.hidden_size, side + 1, width, p)  # + log elapsed, last
+        mask = torch.ones(config.feature_dim)
+        if not config.aggregates:
+            mask[config.aggregate_from :] = 0.0
+        self.register_buffer("input_mask", mask, persistent=False)
 
     # -- heads ---------------------------------------------------------------------------
-    def propensity_logit(self, h: torch.Tensor) -> torch.Tensor:
-        """Top-layer hidden ``(..., H)`` -> propensity logit ``(...)``."""
-        return self.propensity_head(self.drop(h)).squeeze(-1)
+    def _inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Feature rows ``(..., F)`` as the network sees them (aggregates zeroed if ablated)."""
+        return x if self.config.aggregates else x * self.input_mask
 
-    def churn_logit(self, h: torch.Tensor, elapsed: torch.Tensor) -> torch.Tensor:
-        """Top-layer hidden ``(..., H)`` and elapsed seconds ``(...)`` -> churn logit ``(...)``."""
-        z = torch.cat(
-            [self.drop(h), elapsed_transform(elapsed).unsqueeze(-1)], dim=-1
-        )  # (..., H+1)
-        return self.churn_mlp(z).squeeze(-1)
+    def propensity_logit(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Top-layer hidden ``(..., H)`` and feature row ``(..., F)`` -> propensity logit."""
+        return self.propensity_head(h, x if self.config.side_inputs else None)
+
+    def churn_logit(self, h: torch.Tensor, x: torch.Tensor, elapsed: torch.Tensor) -> torch.Tensor:
+        """Hidden ``(..., H)``, the last feature row ``(..., F)``, elapsed seconds -> logit."""
+        e = elapsed_transform(elapsed).unsqueeze(-1)  # (..., 1)
+        side = torch.cat([x, e], dim=-1) if self.config.side_inputs else e
+        return self.churn_mlp(h, side)
 
     # -- sequence form ---------------------------------------------------------------------
     def hidden_sequence(self, x: torch.Tensor) -> torch.Tensor:
@@ -89,8 +134,9 @@ class ClickModel(nn.Module):
 
     def logits(self, x: torch.Tensor, elapsed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Sequence-form logits ``(B, T)`` each; training uses these (BCE-with-logits is stable)."""
+        x = self._inputs(x)  # (B, T, F)
         h = self.hidden_sequence(x)  # (B, T, H)
-        return self.propensity_logit(h), self.churn_logit(h, elapsed)
+        return self.propensity_logit(h, x), self.churn_logit(h, x, elapsed)
 
     def forward(self, x: torch.Tensor, elapsed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Sequence form: ``x (B, T, F)``, ``elapsed (B, T)`` -> ``p_purchase, p_churn (B, T)``."""
@@ -107,19 +153,24 @@ class ClickModel(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """One event per user: ``x (B, F)``, ``elapsed (B)``, ``conv_state (B, K-1, F)``,
         ``h_state (B, L, H)`` -> ``p_purchase (B)``, ``p_churn (B)``, new conv and hidden states."""
-        window = torch.cat([conv_state, x.unsqueeze(1)], dim=1)  # (B, K, F)
-        c = torch.relu(self.conv(window.transpose(1, 2)))  # (B, C, 1)
+        window = torch.cat([conv_state, x.unsqueeze(1)], dim=1)  # (B, K, F), raw rows
+        seen = self._inputs(window)  # (B, K, F)
+        c = torch.relu(self.conv(seen.transpose(1, 2)))  # (B, C, 1)
         h0 = h_state.transpose(0, 1).contiguous()  # (L, B, H): GRU's own layout
         out, h1 = self.rnn(c.transpose(1, 2), h0)  # out (B, 1, H), h1 (L, B, H)
-        top = out[:, 0, :]  # (B, H)
-        p_purchase = torch.sigmoid(self.propensity_logit(top))  # (B,)
-        p_churn = torch.sigmoid(self.churn_logit(top, elapsed))  # (B,)
+        top, now = out[:, 0, :], seen[:, -1, :]  # (B, H), (B, F)
+        p_purchase = torch.sigmoid(self.propensity_logit(top, now))  # (B,)
+        p_churn = torch.sigmoid(self.churn_logit(top, now, elapsed))  # (B,)
         return p_purchase, p_churn, window[:, 1:, :], h1.transpose(0, 1)
 
-    def churn(self, h_state: torch.Tensor, elapsed: torch.Tensor) -> torch.Tensor:
-        """Churn head alone: ``h_state (B, L, H)``, ``elapsed (B)`` -> ``p_churn (B)``."""
+    def churn(
+        self, h_state: torch.Tensor, elapsed: torch.Tensor, conv_state: torch.Tensor
+    ) -> torch.Tensor:
+        """Churn head alone: ``h_state (B, L, H)``, ``elapsed (B)``, ``conv_state (B, K-1, F)``
+        (its last row is the user's last event) -> ``p_churn (B)``."""
         top = h_state[:, -1, :]  # (B, H): the last layer's state is the top-layer output
-        return torch.sigmoid(self.churn_logit(top, elapsed))
+        last = self._inputs(conv_state[:, -1, :])  # (B, F)
+        return torch.sigmoid(self.churn_logit(top, last, elapsed))
 
     def initial_state(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
         """A fresh user's state: zeros ``(B, K-1, F)`` and ``(B, L, H)``."""
@@ -155,6 +206,9 @@ class ChurnHeadGraph(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, h_state: torch.Tensor, elapsed: torch.Tensor) -> torch.Tensor:
-        """See :meth:`ClickModel.churn`."""
-        return self.model.churn(h_state, elapsed)
+    def forward(
+        self, h_state: torch.Tensor, elapsed: torch.Tensor, conv_state: torch.Tensor
+    ) -> torch.Tensor:
+        """See :meth:`ClickModel.churn` (conv_state last: unused, and pruned, without side
+        inputs)."""
+        return self.model.churn(h_state, elapsed, conv_state)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +12,38 @@ import numpy as np
 
 from schemas.event import Event
 from training import baselines as bl
-from training.evaluate import DEFAULT_TARGET_PRECISION, choose_threshold, metrics
+from training.bootstrap import auc_interval, delta_interval
+from training.evaluate import metrics
 from training.export import file_digest, write_artifact
-from training.labels import TEST, TRAIN, VALID, LabelledData, build_labels
+from training.labels import DAY_S, TEST, TRAIN, VALID, LabelledData, build_labels
 from training.report import HEADS, write_report
-from training.train import PRESETS, fit, fold_calibration, platt, predict_logits
+from training.thresholds import operating_point
+from training.train import PRESETS, TrainConfig, fit, fold_calibration, platt, predict_logits
 
 _KEY = {"propensity": "prop", "churn": "churn"}
+LEARNED = ("logreg", "hgb")
+
+
+@dataclasses.dataclass(frozen=True)
+class Rows:
+    """Flat per-row arrays over every user's events (user order, then time order)."""
+
+    split: np.ndarray  # (N,) int8
+    held: np.ndarray  # (N,) bool: the user is held out (never seen in training)
+    user: np.ndarray  # (N,) int: user index
+    day: np.ndarray  # (N,) int: day index of the event
+
+    @classmethod
+    def of(cls, data: LabelledData) -> Rows:
+        """Flatten ``data``'s users."""
+        user = np.concatenate([np.full(len(u.ts), i) for i, u in enumerate(data.users)])
+        ts = np.concatenate([u.ts for u in data.users])
+        return cls(
+            split=_flat(data, "split"),
+            held=np.concatenate([np.full(len(u.ts), u.held_out) for u in data.users]),
+            user=user,
+            day=(ts // int(DAY_S * 1000)).astype(np.int64),
+        )
 
 
 def _flat(data: LabelledData, name: str) -> np.ndarray:
@@ -27,6 +52,57 @@ def _flat(data: LabelledData, name: str) -> np.ndarray:
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
+
+
+def train_config(
+    preset: str, seed: int, max_users: int | None, model: dict[str, Any] | None = None
+) -> TrainConfig:
+    """The preset, with the seed, a user cap and model-shape overrides (ablations) applied."""
+    cfg = dataclasses.replace(PRESETS[preset], seed=seed)
+    if max_users is not None:
+        cfg = dataclasses.replace(cfg, max_users=max_users)
+    if model:
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, **model))
+    return cfg
+
+
+def _evaluate_scorer(
+    y: np.ndarray, score: Callable[[np.ndarray], np.ndarray], sel: dict[str, np.ndarray],
+    rows: Rows, cfg: TrainConfig,
+) -> dict[str, Any]:  # fmt: skip
+    """Threshold on validation by the alert budget; test metrics with 95 % user-bootstrap CIs."""
+    val = sel["validation"]
+    p_val = score(val)
+    groups = rows.user[val] * 100_000 + rows.day[val]  # one group per user-day
+    threshold, rule = operating_point(y[val], p_val, groups, cfg.alert_budget, cfg.precision_floor)
+    entry: dict[str, Any] = {}
+    for name in ("test", "test_unseen_users"):
+        idx = sel[name]
+        p = score(idx) if idx.any() else np.empty(0)
+        m = metrics(y[idx], p, threshold, name)
+        if m.get("roc_auc") is not None:
+            m["roc_auc_ci"] = list(auc_interval(y[idx], p, rows.user[idx]))
+        entry = {**m, **entry} if name == "test" else {**entry, name: m}
+    entry["validation"] = metrics(y[val], p_val, threshold, "validation")
+    entry["operating_point"] = {**rule, "threshold": threshold}
+    return entry
+
+
+def _deltas(
+    y: np.ndarray, scorers: dict[str, Callable[[np.ndarray], np.ndarray]],
+    sel: dict[str, np.ndarray], rows: Rows,
+) -> dict[str, dict[str, list[float]]]:  # fmt: skip
+    """Paired 95 % CIs of ROC-AUC(cnn_rnn) - ROC-AUC(baseline) on each test split."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for name in ("test", "test_unseen_users"):
+        idx = sel[name]
+        if len(np.unique(y[idx])) < 2:
+            continue
+        mine = scorers["cnn_rnn"](idx)
+        out[name] = {
+            b: list(delta_interval(y[idx], mine, scorers[b](idx), rows.user[idx])) for b in LEARNED
+        }
+    return out
 
 
 def run_training(
@@ -41,19 +117,17 @@ def run_training(
     source: str = "",
     fmt: str = "generic",
     progress: bool = True,
+    model_overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train, evaluate against baselines, export; returns the manifest written to ``out_dir``."""
     started = time.monotonic()
-    cfg = dataclasses.replace(PRESETS[preset], seed=seed)
-    if max_users is not None:
-        cfg = dataclasses.replace(cfg, max_users=max_users)
+    cfg = train_config(preset, seed, max_users, model_overrides)
     data = build_labels(
         events, propensity_seconds, churn_seconds, max_users=cfg.max_users, seed=seed
     )
     model, history = fit(data, cfg, progress=progress)
-
-    split = _flat(data, "split")
-    held = np.concatenate([np.full(len(u.ts), u.held_out) for u in data.users])
+    fit_seconds = time.monotonic() - started
+    rows = Rows.of(data)
     logits = predict_logits(model, data.users)
     feats = bl.all_features(data.users)  # (N, K) past-only features for the baselines
     metrics_out: dict[str, dict[str, dict[str, Any]]] = {}
@@ -62,43 +136,33 @@ def run_training(
     calib: dict[str, tuple[float, float]] = {}
     for hi, head in enumerate(HEADS):
         y, m = _flat(data, f"y_{_KEY[head]}"), _flat(data, f"m_{_KEY[head]}")
-        rows = {s: m & (split == s) for s in (TRAIN, VALID, TEST)}
+        sel = {
+            "train": m & (rows.split == TRAIN),
+            "validation": m & (rows.split == VALID),
+            "test": m & (rows.split == TEST) & ~rows.held,
+            "test_unseen_users": m & rows.held,
+        }
         logit = np.concatenate([lg[hi] for lg in logits])
-        calib[head] = platt(logit[rows[VALID]], y[rows[VALID]])
+        calib[head] = platt(logit[sel["validation"]], y[sel["validation"]])
         a, b = calib[head]
         scorers: dict[str, Any] = {"cnn_rnn": lambda idx, z=a * logit + b: _sigmoid(z[idx])}
         learned = bl.fit_learned(
-            feats[rows[TRAIN]],
-            y[rows[TRAIN]],
-            feats[rows[VALID]],
-            y[rows[VALID]],
-            seed,
-            cfg.baseline_grid,
-        )
-        rule_fn, rule_info = bl.fit_rule(feats[rows[VALID]], y[rows[VALID]], head)
+            feats[sel["train"]], y[sel["train"]], feats[sel["validation"]],
+            y[sel["validation"]], seed, cfg.baseline_grid,
+        )  # fmt: skip
+        rule_fn, rule_info = bl.fit_rule(feats[sel["validation"]], y[sel["validation"]], head)
         params = {name: info for name, (_, info) in learned.items()} | {"rule": rule_info}
         for name, (fn, _) in [*learned.items(), ("rule", (rule_fn, rule_info))]:
             scorers[name] = lambda idx, fn=fn: fn(feats[idx])
         metrics_out[head], curves[head] = {}, {}
-        target = DEFAULT_TARGET_PRECISION[head]
         for name, score in scorers.items():
-            p_val = score(rows[VALID])
-            threshold, rule = choose_threshold(y[rows[VALID]], p_val, target)
-            if name == "cnn_rnn":
-                rules[head] = {**rule, "threshold": threshold}
-            test_rows, unseen_rows = rows[TEST] & ~held, rows[TEST] & held
-            p_test = score(test_rows)
-            entry = metrics(y[test_rows], p_test, threshold, "test")
-            # No held-out users at all (a tiny data set, or holdout_users = 0).
-            p_unseen = score(unseen_rows) if unseen_rows.any() else np.empty(0)
-            entry["test_unseen_users"] = metrics(
-                y[unseen_rows], p_unseen, threshold, "test_unseen_users"
-            )
-            entry["validation"] = metrics(y[rows[VALID]], p_val, threshold, "validation")
+            entry = _evaluate_scorer(y, score, sel, rows, cfg)
             if name in params:
                 entry["tuning"] = params[name]
             metrics_out[head][name] = entry
-            curves[head][name] = (y[test_rows], p_test)
+            curves[head][name] = (y[sel["test"]], score(sel["test"]))
+        metrics_out[head]["cnn_rnn"]["delta_ci"] = _deltas(y, scorers, sel, rows)
+        rules[head] = metrics_out[head]["cnn_rnn"]["operating_point"]
 
     fold_calibration(model, calib["propensity"], calib["churn"])
     out = Path(out_dir)
@@ -108,6 +172,7 @@ def run_training(
         "format": fmt,
         "preset": preset,
         "seed": seed,
+        "fit_seconds": round(fit_seconds, 1),
     }
     notes = [
         f"preset `{preset}`: {len(data.users)} of {data.users_in_data} users used "
@@ -121,13 +186,16 @@ def run_training(
         "windows (outcomes only, never inputs).",
         "CNN+RNN probabilities are Platt-scaled on validation, folded into the exported heads; "
         "rule baselines are mapped to probabilities by isotonic regression on validation.",
+        "ROC-AUC intervals: 95 % bootstrap over users (200 replicates); deltas paired.",
         f"Baselines fit on at most {bl.MAX_FIT_ROWS} training rows (seeded sample).",
-        f"Wall time to evaluation: {time.monotonic() - started:.1f} s.",
+        f"Wall time to evaluation: {time.monotonic() - started:.1f} s "
+        f"(network fit {fit_seconds:.1f} s).",
     ]
     report_files = write_report(out / "report", metrics_out, curves, summary, rules, history, notes)
     headline = {
         head: {
-            name: {k: entry[k] for k in ("roc_auc", "pr_auc", "brier", "split")}
+            name: {k: entry.get(k) for k in ("roc_auc", "roc_auc_ci", "pr_auc", "brier", "split")}
+            | {"unseen_users_roc_auc": entry["test_unseen_users"].get("roc_auc")}
             for name, entry in metrics_out[head].items()
         }
         for head in HEADS

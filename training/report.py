@@ -59,11 +59,16 @@ def _fmt(value: Any) -> str:
     return "–" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
+def _ci(m: dict[str, Any]) -> str:
+    ci = m.get("roc_auc_ci")
+    return "–" if not ci else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
 def _table(head_metrics: dict[str, dict[str, Any]], key: str | None) -> list[str]:
-    cols = ("roc_auc", "pr_auc", "brier", "ece", "threshold", "precision", "recall", "f1")
+    cols = ("pr_auc", "brier", "ece", "threshold", "precision", "recall", "f1")
     lines = [
-        "| scorer | rows | positive rate | " + " | ".join(cols) + " |",
-        "|---" * (len(cols) + 3) + "|",
+        "| scorer | rows | positive rate | roc_auc | 95 % CI | " + " | ".join(cols) + " |",
+        "|---" * (len(cols) + 5) + "|",
     ]
     for name, entry in head_metrics.items():
         m = entry if key is None else entry.get(key) or {}
@@ -71,6 +76,7 @@ def _table(head_metrics: dict[str, dict[str, Any]], key: str | None) -> list[str
             continue
         lines.append(
             f"| {name} | {m.get('rows')} | {_fmt(m.get('positive_rate'))} | "
+            f"{_fmt(m.get('roc_auc'))} | {_ci(m)} | "
             + " | ".join(_fmt(m.get(c)) for c in cols)
             + " |"
         )
@@ -113,14 +119,16 @@ def write_report(
         rule = rules[head]
         md += [
             "",
-            f"Threshold rule ({head}): {rule['rule']}"
-            + (
-                f", target precision {rule['target_precision']}"
-                if "target_precision" in rule
-                else ""
-            )
-            + f"; chosen on validation rows: {rule.get('threshold', 0):.4f}.",
+            f"Operating point ({head}): {rule['rule']}; threshold {rule.get('threshold', 0):.4f}"
+            f", expected on validation: precision {_fmt(rule.get('expected_precision'))}, "
+            f"recall {_fmt(rule.get('expected_recall'))}, users alerted per day "
+            f"{_fmt(rule.get('expected_alert_share'))}.",
         ]
+        for split, deltas in metrics[head]["cnn_rnn"].get("delta_ci", {}).items():
+            md.append(
+                f"- ROC-AUC of cnn_rnn minus baseline on {split} (95 % CI, users paired): "
+                + ", ".join(f"{b} [{lo:+.3f}, {hi:+.3f}]" for b, (lo, hi) in deltas.items())
+            )
     md += ["", "## Training", ""]
     md += [f"- epoch {h['epoch']}: train loss {h['train_loss']}, "
            f"validation loss {h['val_loss']}" for h in history]  # fmt: skip

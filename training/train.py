@@ -42,6 +42,8 @@ class TrainConfig:
     max_pos_weight: float = 10.0
     threads: int = 2
     baseline_grid: bool = True  # tune baselines on a small grid (off in the test preset)
+    alert_budget: float = 0.05  # operating point: share of active users alerted per head per day
+    precision_floor: float | None = None  # optionally raise the threshold to this precision
 
 
 PRESETS: dict[str, TrainConfig] = {
@@ -193,7 +195,5 @@ def fold_calibration(
     model: ClickModel, prop: tuple[float, float], churn: tuple[float, float]
 ) -> None:
     """Fold ``sigmoid(a * logit + b)`` into each head's last linear layer, in place."""
-    for layer, (a, b) in ((model.propensity_head, prop), (model.churn_mlp[-1], churn)):
-        assert isinstance(layer, nn.Linear)
-        layer.weight.mul_(a)
-        layer.bias.mul_(a).add_(b)
+    model.propensity_head.fold_affine(*prop)
+    model.churn_mlp.fold_affine(*churn)

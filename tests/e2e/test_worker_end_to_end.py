@@ -26,6 +26,7 @@ from worker_process import WorkerProcess, counter, worker_env
 import schemas
 from schemas.event import Event, encode_event
 from training.datasets import write_events
+from training.featurizer import FEATURIZER_VERSION
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -189,7 +190,7 @@ def test_health_endpoints_and_metric_names(run: Run) -> None:
     m = run.worker.metrics()
     assert m["clickscore_ready"] == 1
     info = [k for k in m if k.startswith("clickscore_model_info{")]
-    assert len(info) == 1 and "featurizer_version=1" in info[0]
+    assert len(info) == 1 and f"featurizer_version={FEATURIZER_VERSION}" in info[0]
     assert m["clickscore_model_loads_total{result=ok}"] == 1
     assert any(k.startswith("clickscore_consumer_lag{partition=") for k in m)
     m = run.worker.wait_metric(lambda m: m["clickscore_churn_sweep_duration_seconds_count"] > 0)

@@ -36,3 +36,31 @@ def test_ece_of_a_calibrated_scorer_is_small() -> None:
     y = (rng.uniform(size=p.size) < p).astype(int)
     assert expected_calibration_error(y, p) < 0.02
     assert expected_calibration_error(y, np.clip(p + 0.3, 0, 1)) > 0.2
+
+
+def test_alert_budget_is_kept_on_user_days_and_a_constant_score_alerts_no_one() -> None:
+    from training.thresholds import budget_threshold, operating_point
+
+    rng = np.random.default_rng(3)
+    groups = rng.integers(0, 500, 20_000)  # 500 user-days, about 40 rows each
+    p = rng.uniform(size=groups.size)
+    y = (rng.uniform(size=p.size) < p).astype(int)
+    t = budget_threshold(p, groups, 0.05)
+    alerted = np.unique(groups[p >= t]).size
+    assert 20 <= alerted <= 25  # at most 5 % of 500, and the threshold is not needlessly high
+    constant = np.full(p.size, 0.3, np.float32)
+    t, rule = operating_point(y, constant, groups, budget=0.05)
+    assert t > 0.3 and rule["expected_alert_share"] == 0.0 and rule["reached"] is False
+    nearly = constant.copy()
+    nearly[:3] = 0.31  # three rows a hair above the rest: only their user-days may alert
+    t, rule = operating_point(y, nearly, groups, budget=0.05)
+    assert rule["expected_alert_share"] <= 0.05 and isinstance(rule["rule"], str)
+
+
+def test_precision_floor_raises_the_budget_threshold() -> None:
+    from training.thresholds import operating_point
+
+    y = np.array([0, 1, 0, 1, 1, 1])
+    p = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    t, rule = operating_point(y, p, np.arange(6), budget=1.0, precision_floor=1.0)
+    assert t == 0.4 and rule["expected_precision"] == 1.0 and rule["expected_recall"] == 0.75

@@ -18,12 +18,19 @@ from training.model import ClickModel, ModelConfig
 TOL = 1e-5
 
 
-@pytest.fixture(scope="module", params=[1, 2], ids=["layers1", "layers2"])
+VARIANTS = {
+    "layers1": {"num_layers": 1, "dropout": 0.1},
+    "layers2": {"num_layers": 2},
+    "no_side_no_aggregates": {"side_inputs": False, "aggregates": False},
+}
+
+
+@pytest.fixture(scope="module", params=list(VARIANTS))
 def artifact(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
-    torch.manual_seed(1234 + request.param)
-    cfg = ModelConfig(conv_channels=8, kernel_size=3, hidden_size=12, num_layers=request.param)
+    torch.manual_seed(1234 + len(request.param))
+    cfg = ModelConfig(conv_channels=8, kernel_size=3, hidden_size=12, **VARIANTS[request.param])
     model = ClickModel(cfg).eval()
-    out = tmp_path_factory.mktemp(f"artifact{request.param}")
+    out = tmp_path_factory.mktemp(f"artifact_{request.param}")
     manifest = write_artifact(
         model,
         out,
@@ -64,7 +71,10 @@ def test_step_graph_equals_sequence_graph(artifact) -> None:
         state = {name: named[name + "_out"] for name in state}
     # The churn head on the final stored state equals the step graph's churn at that elapsed time.
     head = _session(out / manifest["graphs"]["churn_head"]["file"])
-    (p_head,) = head.run(None, {"h_state": state["h_state"], "elapsed": elapsed[:, -1]})
+    wanted = manifest["graphs"]["churn_head"]["inputs"]
+    (p_head,) = head.run(
+        None, {k: v for k, v in state.items() if k in wanted} | {"elapsed": elapsed[:, -1]}
+    )
     np.testing.assert_allclose(p_head, c_seq[:, -1], atol=TOL, rtol=0)
 
 
@@ -94,10 +104,42 @@ def test_onnx_equals_pytorch(artifact) -> None:
         np.testing.assert_allclose(got, want.numpy(), atol=TOL, rtol=0)
 
     head = _session(out / "churn_head.onnx")
-    (onnx_head,) = head.run(None, {"h_state": hid, "elapsed": elapsed[:, 2]})
+    feeds = {"h_state": hid, "conv_state": conv, "elapsed": elapsed[:, 2]}
+    wanted = manifest["graphs"]["churn_head"]["inputs"]
+    (onnx_head,) = head.run(None, {k: v for k, v in feeds.items() if k in wanted})
     with torch.no_grad():
-        torch_head = model.churn(torch.from_numpy(hid), torch.from_numpy(elapsed[:, 2]))
+        torch_head = model.churn(*(torch.from_numpy(a) for a in (hid, elapsed[:, 2], conv)))
     np.testing.assert_allclose(onnx_head, torch_head.numpy(), atol=TOL, rtol=0)
+
+
+def test_default_config_matches_the_featurizer_and_state_fits_in_1_kib() -> None:
+    """Featurizer context after a long history + the default preset's tensors <= 1 KiB."""
+    import msgspec
+
+    from schemas.event import Event
+    from training.featurizer import AGG_OFFSET, FEATURE_DIM, FeatureContext, featurize
+    from training.train import PRESETS
+
+    assert (ModelConfig().feature_dim, ModelConfig().aggregate_from) == (FEATURE_DIM, AGG_OFFSET)
+    ctx = FeatureContext()
+    for i in range(500):
+        kind = ("view", "add_to_cart", "purchase", "wishlist")[i % 4]
+        event = Event(
+            event_id=f"e{i}",
+            user_id="user-0123456789",
+            event_type=kind,
+            ts_ms=1_700_000_000_000 + 61_000 * i,
+            item_id=f"item-{i * 7919}",
+            category_id=f"cat-{i % 17}",
+            session_id=f"s{i // 25}",
+            price=19.99,
+        )
+        _, ctx = featurize(event, ctx)
+    ctx_bytes = len(msgspec.msgpack.encode(ctx))
+    for name, preset in PRESETS.items():
+        m = preset.model
+        tensors = 4 * ((m.kernel_size - 1) * FEATURE_DIM + m.num_layers * m.hidden_size)
+        assert ctx_bytes + tensors <= 1024, (name, ctx_bytes, tensors)
 
 
 def test_graph_io_matches_manifest(artifact) -> None:

@@ -29,7 +29,7 @@ def _edit_manifest(directory: Path, change: Callable[[dict[str, Any]], object]) 
 def test_good_artifact_loads_with_its_state_spec(artifact: Path) -> None:
     model = load_model(artifact)
     assert model.featurizer_version == FEATURIZER_VERSION
-    assert model.state_spec == {"conv_state": (2, FEATURE_DIM), "h_state": (1, 16)}
+    assert model.state_spec == {"conv_state": (1, FEATURE_DIM), "h_state": (1, 16)}  # K = 2
     assert model.scorer.provider in ("CPUExecutionProvider", "CUDAExecutionProvider")
     assert model.thresholds == {"propensity": 0.5, "churn": 0.5}
 
