@@ -43,7 +43,7 @@ CASES = (
     Case("taobao-9d", str(DATA / "taobao-userbehavior" / "UserBehavior_9days_500users.csv"),
          "taobao", ablations=tuple(ABLATIONS)),
     Case("cdnow", str(DATA / "cdnow" / "CDNOW_master.txt"), "cdnow"),
-    Case("simulator", "sim:4000:21:7", ablations=("full", "neither (the old model)")),
+    Case("simulator", "sim:2000:21:7", ablations=("full", "neither (the old model)")),
     Case("quick-demo", "sim:600:7:7", preset="quick"),
 )  # fmt: skip
 
