@@ -74,14 +74,14 @@ def run_case(case: Case, out: Path, progress: bool) -> list[dict[str, Any]]:
     rows = []
     for ablation in case.ablations:
         began = time.monotonic()
+        where = out / case.name / _slug(ablation)
         manifest = run_training(
-            events, out / case.name / ablation.split()[0].strip("()"), propensity_seconds=h,
+            events, where, propensity_seconds=h,
             churn_seconds=d, preset=case.preset, source=case.events, fmt=case.fmt,
             progress=progress, model_overrides=ABLATIONS[ablation],
         )  # fmt: skip
         seconds = time.monotonic() - began
-        report = out / case.name / ablation.split()[0].strip("()") / "report" / "metrics.json"
-        metrics = json.loads(report.read_text())
+        metrics = json.loads((where / "report" / "metrics.json").read_text())
         for head, scorers in metrics.items():
             for scorer, m in scorers.items():
                 if ablation != "full" and scorer != "cnn_rnn":
@@ -93,6 +93,11 @@ def run_case(case: Case, out: Path, progress: bool) -> list[dict[str, Any]]:
                              "operating_point": m.get("operating_point"),
                              "version": manifest["model_version"]})  # fmt: skip
     return rows
+
+
+def _slug(ablation: str) -> str:
+    """'no side inputs' -> 'no-side-inputs', 'neither (the old model)' -> 'neither'."""
+    return ablation.split(" (")[0].replace(" ", "-")
 
 
 def _pick(m: dict[str, Any]) -> dict[str, Any]:
