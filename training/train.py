@@ -41,6 +41,9 @@ class TrainConfig:
     max_users: int | None = None  # subsample users (seeded) before training: quick presets
     max_pos_weight: float = 10.0
     threads: int = 2
+    # Small data sets give few windows: an epoch repeats them (fresh shuffles) until it has at
+    # least this many updates, so a 500-user file is not stopped after a hundred steps.
+    min_steps_per_epoch: int = 0
     baseline_grid: bool = True  # tune baselines on a small grid (off in the test preset)
     alert_budget: float = 0.05  # operating point: share of active users alerted per head per day
     precision_floor: float | None = None  # optionally raise the threshold to this precision
@@ -91,8 +94,18 @@ def _loss(model: ClickModel, batch: Batch, pw: tuple[float, float]) -> torch.Ten
     )
 
 
-def _batches(windows: list[Window], size: int, rng: random.Random) -> list[list[Window]]:
-    """Shuffled batches of similar lengths (less padding): sort inside pools of 50 batches."""
+def _batches(
+    windows: list[Window], size: int, rng: random.Random, min_steps: int = 0
+) -> list[list[Window]]:
+    """Shuffled batches of similar lengths (less padding): sort inside pools of 50 batches;
+    further shuffled passes over ``windows`` until there are at least ``min_steps`` batches."""
+    out = _one_pass(windows, size, rng)
+    while len(out) < min_steps:
+        out += _one_pass(windows, size, rng)
+    return out
+
+
+def _one_pass(windows: list[Window], size: int, rng: random.Random) -> list[list[Window]]:
     shuffled = windows[:]
     rng.shuffle(shuffled)
     pool = size * 50
@@ -139,7 +152,8 @@ def fit(
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         churn_rows = augment(users, data.churn_ms, data.split.end_ms, np_rng)
-        bar = tqdm(_batches(train_w, cfg.batch_size, py_rng), desc=f"epoch {epoch}",
+        bar = tqdm(_batches(train_w, cfg.batch_size, py_rng, cfg.min_steps_per_epoch),
+                   desc=f"epoch {epoch}",
                    disable=not progress, leave=False)  # fmt: skip
         running = 0.0
         for step, chosen in enumerate(bar, 1):
