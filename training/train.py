@@ -43,7 +43,7 @@ class TrainConfig:
     threads: int = 2
     # Small data sets give few windows: an epoch repeats them (fresh shuffles) until it has at
     # least this many updates, so a 500-user file is not stopped after a hundred steps.
-    min_steps_per_epoch: int = 0
+    min_steps_per_epoch: int = 100
     baseline_grid: bool = True  # tune baselines on a small grid (off in the test preset)
     alert_budget: float = 0.05  # operating point: share of active users alerted per head per day
     precision_floor: float | None = None  # optionally raise the threshold to this precision
@@ -65,6 +65,7 @@ PRESETS: dict[str, TrainConfig] = {
         burn_in=8,
         patience=1,
         baseline_grid=False,
+        min_steps_per_epoch=0,
     ),
 }
 
