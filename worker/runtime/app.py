@@ -8,7 +8,7 @@ The agent is thin (see worker/core/micro_batch.py for the logic). Two Faust fact
   batch, so writing another user's key would land in the wrong changelog partition (and a
   restart would restore it into the wrong partition db, or another worker would own it). Before
   every table read and write we set the current event to *that user's* event
-  (:func:`_as_current`).
+  (``faust_private.make_current``).
 * **When offsets are committed.** ``take_events`` disables auto-ack and acks the whole batch only
   when the ``async for`` body asks for the next batch (faust/streams.py ``take_events``: the
   ``finally`` after ``yield``). Faust commits only acked offsets, and before committing it flushes
@@ -16,24 +16,21 @@ The agent is thin (see worker/core/micro_batch.py for the logic). Two Faust fact
   dead letters, re-keys and alerts of a batch are on the broker before its offsets are committed:
   at-least-once. The body below has no ``await`` between reading the batch and queueing every
   send (all ``send_soon``), so a shutdown cannot interrupt a batch half-way; if processing raises,
-  the process exits at once (:func:`_die`) so that ``take_events``' ``finally`` cannot ack (and a
-  later commit cannot cover) events whose state was not written.
+  the process exits at once (``faust_private.exit_without_ack``) so that ``take_events``'
+  ``finally`` cannot ack (and a later commit cannot cover) events whose state was not written.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import ssl
 import time
-import weakref
 from collections.abc import Sequence
 from typing import Any
 
 import faust
 import msgspec
-from faust.streams import _current_event
 from faust.types import EventT
 
 from worker.core.micro_batch import BatchResult, Record, process_batch
@@ -41,7 +38,7 @@ from worker.core.model_store import ModelStore
 from worker.core.state import decode_state, encode_state
 from worker.core.sweep import sweep
 from worker.metrics import Metrics
-from worker.runtime import preload, producer_flush
+from worker.runtime import faust_private, preload
 from worker.runtime.context import Runtime
 from worker.runtime.health import add_health
 from worker.runtime.topics import admin_config
@@ -50,20 +47,6 @@ from worker.settings import Settings
 log = logging.getLogger("worker")
 TABLE_NAME = "user-state"
 _json = msgspec.json.Encoder()
-
-
-def _as_current(event: EventT) -> None:
-    # Make ``event`` Faust's current event so the table picks *its* partition (see module doc).
-    _current_event.set(weakref.ref(event))
-
-
-def _die(exc: BaseException) -> None:
-    # Exit without Faust's orderly stop, which would ack and commit the failed batch.
-    log.critical(
-        "batch processing failed, exiting so the batch is redelivered: %r", exc, exc_info=exc
-    )
-    logging.shutdown()
-    os._exit(70)
 
 
 def credentials(settings: Settings) -> Any:
@@ -137,11 +120,10 @@ def build_app(settings: Settings, store: ModelStore, metrics: Metrics) -> faust.
     async def declare_outputs() -> None:
         # Faust pauses the stream whenever >100 sends are buffered (ProducerBuffer.max_messages),
         # and one batch queues a changelog write per user plus alerts/scores: let a few batches in.
-        app.producer.buffer.max_messages = max(100, 4 * settings.batch_size)
+        faust_private.raise_send_buffer_limit(app.producer.buffer, 4 * settings.batch_size)
         # Faust's flush can return with sends still buffered, and offsets are committed right
-        # after it: see worker/runtime/producer_flush.py (a commit then covered events never
-        # scored).
-        producer_flush.install(app.producer.buffer)
+        # after it (a commit then covered events never scored).
+        faust_private.install_full_flush(app.producer.buffer)
         for topic in outputs.values():
             await topic.maybe_declare()
 
@@ -153,7 +135,7 @@ def build_app(settings: Settings, store: ModelStore, metrics: Metrics) -> faust.
             try:
                 _process(rt, table, events, outputs, batch)
             except Exception as exc:
-                _die(exc)
+                faust_private.exit_without_ack(exc)
 
     @app.timer(settings.model_poll_seconds)
     async def poll_model() -> None:
@@ -230,17 +212,18 @@ def _process(
     m.events_consumed.inc(len(records))
 
     def load(user: str, index: int) -> Any:
-        _as_current(batch[index])
+        faust_private.make_current(batch[index])
         return decode_state(table.get(user.encode("utf-8")))
 
     model = rt.store.current  # read once: a hot swap lands between batches
     result = process_batch(records, load, model, rt.cfg)
     for user, (state, index) in result.writes.items():
-        _as_current(batch[index])  # this user's own event: its partition (see module doc)
+        # This user's own event: its partition (see module doc).
+        faust_private.make_current(batch[index])
         table[user.encode("utf-8")] = encode_state(state)
         if state.ctx.last_ts_ms is not None:
             rt.clock.observe(state.ctx.last_ts_ms)
-    _as_current(batch[-1])
+    faust_private.make_current(batch[-1])
     _send(rt, records, events_topic, outputs, result)
     _count(rt, result)
 
