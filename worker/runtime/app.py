@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -41,7 +40,6 @@ from worker.metrics import Metrics
 from worker.runtime import faust_private, preload
 from worker.runtime.context import Runtime
 from worker.runtime.health import add_health
-from worker.runtime.topics import admin_config
 from worker.settings import Settings
 
 log = logging.getLogger("worker")
@@ -49,35 +47,12 @@ TABLE_NAME = "user-state"
 _json = msgspec.json.Encoder()
 
 
-def credentials(settings: Settings) -> Any:
-    """Faust broker credentials for the security protocol (None for PLAINTEXT)."""
-    proto = settings.security_protocol
-    if proto == "PLAINTEXT":
-        return None
-    context = None
-    if proto in ("SSL", "SASL_SSL"):
-        context = ssl.create_default_context(
-            cafile=str(settings.ssl_ca_file) if settings.ssl_ca_file else None
-        )
-        if settings.ssl_cert_file and settings.ssl_key_file:
-            context.load_cert_chain(str(settings.ssl_cert_file), str(settings.ssl_key_file))
-    if proto == "SSL":
-        return faust.SSLCredentials(context)
-    password = settings.sasl_password.get_secret_value() if settings.sasl_password else ""
-    return faust.SASLCredentials(
-        username=settings.sasl_username,
-        password=password,
-        mechanism=settings.sasl_mechanism,
-        ssl_context=context,
-    )
-
-
 def build_app(settings: Settings, store: ModelStore, metrics: Metrics) -> faust.App:
     """The Faust app for ``settings`` (topics, table, agent, timers, web routes)."""
     app = faust.App(
         settings.group_id,
-        broker=settings.bootstrap_servers,
-        broker_credentials=credentials(settings),
+        broker=settings.kafka.faust_broker(),
+        broker_credentials=settings.kafka.faust_credentials(),
         store=settings.store,
         datadir=str(settings.data_dir),
         topic_partitions=settings.partitions,
@@ -114,7 +89,7 @@ def build_app(settings: Settings, store: ModelStore, metrics: Metrics) -> faust.
     )
     if settings.store == "rocksdb://" and settings.changelog_preload:
         # Faust restores ~3k records/s; confluent-kafka reads the changelog far faster.
-        preload.install(table, admin_config(settings))
+        preload.install(table, settings.kafka.librdkafka())
 
     @app.task
     async def declare_outputs() -> None:
