@@ -32,7 +32,8 @@ def run_worker(args: argparse.Namespace) -> int:
     import faust
     from prometheus_client import CollectorRegistry
 
-    from worker.core.model_store import ModelError, ModelStore
+    from training.artifact import ArtifactError
+    from worker.core.model_store import ModelStore
     from worker.logs import configure, logging_config
     from worker.metrics import Metrics
     from worker.runtime import faust_private
@@ -48,7 +49,7 @@ def run_worker(args: argparse.Namespace) -> int:
     metrics = Metrics.create(CollectorRegistry())
     try:
         store = ModelStore.open(settings.model_dir)
-    except ModelError as exc:
+    except ArtifactError as exc:
         metrics.model_loads.labels("refused").inc()
         print(f"clickscore worker: model refused: {exc}", file=sys.stderr)
         return EXIT_BAD_MODEL
