@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
-from kafka_io import produce
 
 from schemas.event import Event, decode_event
+from tests.kafka_io import produce
 from training.datasets import write_events
 from worker.tools import alerts_viewer, replay
 
