@@ -44,7 +44,7 @@ from worker.settings import Settings
 from worker.state import decode_state, encode_state
 from worker.sweep import EventClock, sweep
 from worker.topics import admin_config
-from worker.web import add_health
+from worker.web import add_health, web_options
 
 log = logging.getLogger("worker")
 TABLE_NAME = "user-state"
@@ -134,6 +134,7 @@ def build_app(settings: Settings, store: ModelStore, metrics: Metrics) -> faust.
         # lets aiokafka send them in a handful of requests instead of one request per record.
         producer_linger=0.005,
         producer_max_batch_size=256 * 1024,
+        **web_options(),
     )
     rt = Runtime(settings, store, metrics)
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes}

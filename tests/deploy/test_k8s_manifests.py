@@ -17,6 +17,7 @@ from deployfiles import K8S_DIR, RULES_FILE, k8s_object, k8s_objects, load_yaml_
 K8S_VERSION = "1.30.0"  # oldest release we claim to support; its schemas are the strictest test
 CRD_KINDS = {"ScaledObject", "TriggerAuthentication", "ServiceMonitor", "PrometheusRule"}
 # The worker's CLICKSCORE_SASL_MECHANISM -> the KEDA Kafka scaler's "sasl" value.
+_NS = "kubernetes.io/metadata.name"  # the namespace label Kubernetes sets itself
 KEDA_SASL = {"PLAIN": "plaintext", "SCRAM-SHA-256": "scram_sha256", "SCRAM-SHA-512": "scram_sha512"}
 
 
@@ -173,3 +174,24 @@ def test_prometheusrule_is_the_rules_file() -> None:
     rule = k8s_object("PrometheusRule")
     assert rule["apiVersion"] == "monitoring.coreos.com/v1"
     assert rule["spec"] == load_yaml_docs(RULES_FILE)[0]
+
+
+def test_network_policy_lets_only_prometheus_in_and_only_kafka_and_dns_out() -> None:
+    """The web port is unauthenticated: nothing but the monitoring namespace may reach it."""
+    policy = k8s_object("NetworkPolicy")
+    pod_labels = k8s_object("StatefulSet")["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+    (rule,) = policy["spec"]["ingress"]
+    assert [p["port"] for p in rule["ports"]] == ["web"]
+    (source,) = rule["from"]
+    assert source == {"namespaceSelector": {"matchLabels": {_NS: "monitoring"}}}
+    bootstrap = k8s_object("ConfigMap")["data"]["CLICKSCORE_KAFKA_BOOTSTRAP"]
+    kafka_ports = {int(server.rpartition(":")[2]) for server in bootstrap.split(",")}
+    out = {
+        (peer["namespaceSelector"]["matchLabels"][_NS], port["port"])
+        for rule in policy["spec"]["egress"]
+        for peer in rule["to"]
+        for port in rule["ports"]
+    }
+    assert out == {("kafka", p) for p in kafka_ports} | {("kube-system", 53)}
