@@ -63,12 +63,42 @@ def test_alert_record_matches_schema_and_hides_the_id_with_a_key(key: bytes) -> 
         key=key,
     )
     schemas.validate("alert", doc)
-    assert doc["alert_id"] == alert_id("propensity", "u1", "event", "e1")  # raw id, before HMAC
+    # Derived from the raw id (a consumer of either topic dedupes on it), under the key if any.
+    assert doc["alert_id"] == alert_id("propensity", "u1", "event", "e1", key)
     if key:
         assert doc["user_id"] == pseudonym("u1", key) and doc["user_id_pseudonymized"]
         assert "u1" not in doc["user_id"]
     else:
         assert doc["user_id"] == "u1" and not doc["user_id_pseudonymized"]
+
+
+def _dictionary_attack(doc: dict[str, object], candidates: list[str], key: bytes) -> list[str]:
+    """User ids whose alert id under ``key`` equals the alert's: what an attacker recovers."""
+    fields = (doc["alert_type"], doc["trigger"], doc["event_id"])
+    return [
+        user
+        for user in candidates
+        if alert_id(fields[0], user, fields[1], fields[2], key) == doc["alert_id"]  # type: ignore[arg-type]
+    ]
+
+
+def test_a_dictionary_attack_on_a_pseudonymized_alert_recovers_no_user_id() -> None:
+    """Finding: an unkeyed hash of (type, raw id, trigger, event id) gave the raw id back."""
+    secret = b"k" * 32
+    doc = alert_record(alert_type="churn", user_id="customer-0048213", trigger="event",
+                       event_id="evt-77", event_ts_ms=1_767_225_600_000, score=0.9,
+                       threshold=0.5, model_version="m1", key=secret)  # fmt: skip
+    candidates = [f"customer-{i:07d}" for i in range(100_000)]
+    assert "customer-0048213" not in str(doc)
+    # Without the key: the published unkeyed formula, and keys an attacker would guess first.
+    for guess in (b"", b"REPLACE-ME", b"secret", b"clickscore"):
+        assert _dictionary_attack(doc, candidates, guess) == [], guess
+    # The search itself works: whoever holds the key finds the one user.
+    assert _dictionary_attack(doc, candidates, secret) == ["customer-0048213"]
+    again = alert_record(alert_type="churn", user_id="customer-0048213", trigger="event",
+                         event_id="evt-77", event_ts_ms=1_767_225_600_000, score=0.7,
+                         threshold=0.5, model_version="m1", key=secret)  # fmt: skip
+    assert again["alert_id"] == doc["alert_id"]  # still deterministic: consumers dedupe
 
 
 def test_dead_letter_record_matches_schema_and_truncates_big_values() -> None:
