@@ -9,10 +9,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "CLICKSCORE_"
+PLACEHOLDER = "REPLACE-ME"  # what deploy/k8s/examples/secret.yaml ships in place of each secret
+MIN_PSEUDONYMIZE_KEY_CHARS = 32
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
@@ -69,6 +78,9 @@ class Settings(BaseSettings):
     log_level: LogLevel = Field("INFO", description="log level")
     log_format: LogFormat = Field("text", description="text or json")
     pseudonymize_key: SecretStr = Field(SecretStr(""), description="HMAC key for alert user ids")
+    require_pseudonymization: bool = Field(
+        False, description="refuse to start without PSEUDONYMIZE_KEY (raw ids never leave)"
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -93,6 +105,19 @@ class Settings(BaseSettings):
             raise ValueError("no manifest.json in it")
         return value
 
+    @field_validator("sasl_password", "pseudonymize_key")
+    @classmethod
+    def _check_secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        secret = value.get_secret_value() if value is not None else ""
+        if PLACEHOLDER.lower() in secret.lower():
+            raise ValueError(f"the {PLACEHOLDER} placeholder, not a secret")
+        short = 0 < len(secret) < MIN_PSEUDONYMIZE_KEY_CHARS
+        if info.field_name == "pseudonymize_key" and short:
+            # An HMAC key shorter than the hash (32 bytes) can be searched for; `openssl rand
+            # -hex 32` gives 64 characters.
+            raise ValueError(f"shorter than {MIN_PSEUDONYMIZE_KEY_CHARS} characters")
+        return value
+
     @field_validator("ssl_ca_file", "ssl_cert_file", "ssl_key_file")
     @classmethod
     def _check_file(cls, value: Path | None) -> Path | None:
@@ -107,6 +132,9 @@ class Settings(BaseSettings):
                 raise _FieldError("sasl_username", "", f"required with {self.security_protocol}")
             if self.sasl_password is None or not self.sasl_password.get_secret_value():
                 raise _FieldError("sasl_password", "", f"required with {self.security_protocol}")
+        if self.require_pseudonymization and not self.has_pseudonym_key:
+            message = f"required with {env_name('require_pseudonymization')}=true"
+            raise _FieldError("pseudonymize_key", "", message)
         if (self.ssl_cert_file is None) != (self.ssl_key_file is None):
             raise _FieldError("ssl_key_file", "", "SSL_CERT_FILE and SSL_KEY_FILE go together")
         return self

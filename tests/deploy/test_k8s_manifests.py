@@ -12,7 +12,14 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-from deployfiles import K8S_DIR, RULES_FILE, k8s_object, k8s_objects, load_yaml_docs
+from deployfiles import (
+    K8S_DIR,
+    RULES_FILE,
+    k8s_object,
+    k8s_objects,
+    k8s_secret_example,
+    load_yaml_docs,
+)
 
 K8S_VERSION = "1.30.0"  # oldest release we claim to support; its schemas are the strictest test
 CRD_KINDS = {"ScaledObject", "TriggerAuthentication", "ServiceMonitor", "PrometheusRule"}
@@ -44,6 +51,20 @@ def test_kustomization_lists_every_manifest() -> None:
     kustomization = load_yaml_docs(K8S_DIR / "kustomization.yaml")[0]
     files = {p.name for p in K8S_DIR.glob("*.yaml")} - {"kustomization.yaml"}
     assert set(kustomization["resources"]) == files
+
+
+def test_apply_k_creates_no_secret() -> None:
+    """A placeholder Secret in the kustomization would overwrite the real one on every apply."""
+    kinds = {d["kind"] for _, d in k8s_objects()}
+    assert "Secret" not in kinds
+    example = k8s_secret_example()
+    assert example["kind"] == "Secret" and example["metadata"]["name"] == _secret_ref()
+    kubernetes_validate.validate(example, K8S_VERSION, strict=True)
+
+
+def _secret_ref() -> str:
+    (ref,) = [e["secretRef"]["name"] for e in _worker()["envFrom"] if "secretRef" in e]
+    return str(ref)
 
 
 def _pod_spec() -> dict[str, Any]:
@@ -153,7 +174,7 @@ def test_scaledobject_targets_the_statefulset_and_is_capped_by_partitions() -> N
 
 def test_trigger_authentication_reads_the_workers_secret() -> None:
     auth = k8s_object("TriggerAuthentication")
-    secret = k8s_object("Secret")
+    secret = k8s_secret_example()
     so = k8s_object("ScaledObject")
     assert so["spec"]["triggers"][0]["authenticationRef"]["name"] == auth["metadata"]["name"]
     refs = {r["parameter"]: r for r in auth["spec"]["secretTargetRef"]}
