@@ -37,6 +37,7 @@ EVENT_TYPES: Final[tuple[str, ...]] = (
 _EVENT_TYPE_SET: Final = frozenset(EVENT_TYPES)
 
 MAX_TS_MS: Final = 32_503_680_000_000  # 3000-01-01: anything later is a producer bug, not a time
+MIN_TS_MS: Final = -62_135_596_800_000  # 0001-01-01T00:00:00Z, the earliest time a datetime holds
 # The schema's pattern, but ASCII digits only and no trailing newline (\Z, not $); field ranges are
 # checked by datetime and _offset_ok, as the schema's date-time format check does.
 _RFC3339 = re.compile(

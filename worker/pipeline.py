@@ -18,7 +18,15 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from schemas.event import MAX_TS_MS, Event, EventError, Reason, decode_event, format_timestamp
+from schemas.event import (
+    MAX_TS_MS,
+    MIN_TS_MS,
+    Event,
+    EventError,
+    Reason,
+    decode_event,
+    format_timestamp,
+)
 from training.featurizer import featurize
 from worker.alerts import alert_record, decide, public_user_id
 from worker.batch import (
@@ -39,6 +47,7 @@ from worker.state import (
     recent_score,
     remember_alert,
     remember_event,
+    repair_state,
     state_arrays,
 )
 
@@ -55,7 +64,6 @@ __all__ = [  # the batch types are re-exported: callers import them from here
     "waves",
 ]
 
-MIN_TS_MS = -62_135_596_800_000  # 0001-01-01T00:00:00Z, the earliest time a datetime holds
 # How far an event's time may run ahead of its Kafka record timestamp (producer clock skew and
 # time-zone slips stay well inside it; "year 2999" does not). See docs/policies.md.
 MAX_AHEAD_MS = 24 * 3600 * 1000
@@ -146,8 +154,14 @@ def _score_wave(
     for index, event in wave:
         user = event.user_id
         if user not in states:
-            states[user] = load_state(user, index)
-            result.new_users += states[user] is None
+            loaded = load_state(user, index)
+            result.new_users += loaded is None
+            if loaded is not None:
+                # A stored record that decodes but is inconsistent raised here on every
+                # redelivery of the batch (a stalled partition): reset the bad parts, count it.
+                loaded, repaired = repair_state(loaded)
+                result.resets += repaired
+            states[user] = loaded
         state = states[user]
         if state is not None and is_duplicate(state, event.event_id):
             result.duplicates += 1

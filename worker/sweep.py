@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from schemas.event import MAX_TS_MS, MIN_TS_MS
 from worker.alerts import alert_record, may_fire
 from worker.batch import Emit, PipelineConfig
 from worker.model_store import Model
@@ -75,6 +76,8 @@ def sweep(
         result.users += 1
         if state.last_event_id is None or state.ctx.last_ts_ms is None:
             continue
+        if not MIN_TS_MS <= state.ctx.last_ts_ms <= MAX_TS_MS:
+            continue  # a corrupt record (no datetime holds it): repaired on the user's next event
         if state.state_spec != model.state_key or not state.tensors:
             continue  # stored under another model's shapes: reset on the user's next event instead
         key = (user, state.last_event_id)

@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
 import pytest
 from worker_artifacts import T0_MS, keyed, make_events, shared_artifact
 
@@ -218,3 +219,59 @@ def test_event_clock_follows_the_data_plus_wall_time() -> None:
     clock.observe(T0_MS - 10_000)  # an older event does not move the clock back
     assert clock.now_ms() == T0_MS + 2500
     json.dumps(clock.now_ms())
+
+
+def _stored_state(model: Model) -> tuple[Table, str]:
+    """A table with one user who has tensors, scores and an alert (thresholds 0 fire at once)."""
+    table = Table()
+    events = make_events(6, users=1, seed=4)
+    cfg = PipelineConfig(cooldown_ms=0)
+    _run(
+        load_model(shared_artifact(propensity=0.0, churn=0.0)),
+        table,
+        _records(keyed(events)),
+        6,
+        cfg,
+    )
+    (user,) = table
+    assert table[user].tensors and table[user].recent_alerts and table[user].recent_scores
+    return table, user
+
+
+def _corrupt(state: UserState, case: str) -> UserState:
+    """The five inconsistent-but-decodable states that crash-looped the worker, and one more."""
+    name, first = next(iter(state.tensors.items()))
+    changes: dict[str, Any] = {
+        "short tensor": {"tensors": {**state.tensors, name: first[:-4]}},
+        "missing tensor": {"tensors": {k: v for k, v in state.tensors.items() if k != name}},
+        "odd-length recent scores": {"recent_scores": state.recent_scores[:-4]},
+        "alert not JSON": {"recent_alerts": (b"{not json",)},
+        "alert without its fields": {"recent_alerts": (b'{"alert_type": "churn"}',)},
+        "time no datetime holds": {"ctx": msgspec.structs.replace(state.ctx, last_ts_ms=10**17)},
+    }[case]
+    return msgspec.structs.replace(state, **changes)
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["short tensor", "missing tensor", "odd-length recent scores", "alert not JSON",
+     "alert without its fields", "time no datetime holds"],
+)  # fmt: skip
+def test_an_inconsistent_stored_state_is_reset_and_counted_not_raised(
+    model: Model, case: str
+) -> None:
+    table, user = _stored_state(model)
+    table[user] = _corrupt(table[user], case)
+    events = make_events(3, users=1, seed=9, prefix="n")
+    # A new event and a redelivered one (the path that reads the remembered alerts and scores).
+    old = next(iter(table[user].recent_ids))
+    replay = Event(event_id=old, user_id=user, event_type="view", ts_ms=T0_MS)
+    records = _records(keyed([*events, replay]))
+    result = process_batch(records, table.load, model, PipelineConfig(emit_scores=True))
+    assert result.scored + result.duplicates == len(records)
+    assert result.resets == 1
+    (new_state, _) = result.writes[user]
+    assert set(new_state.tensors) == set(model.state_spec)
+    sweep_result = sweep([(user, table[user])], now_ms=T0_MS + 10**9, idle_ms=1, model=model,
+                         cfg=PipelineConfig(), alerted=set(), batch_size=8)  # fmt: skip
+    assert sweep_result.users == 1
