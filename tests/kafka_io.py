@@ -102,10 +102,15 @@ def _stop_when_gone(pid: int, state_dir: Path) -> None:
 
 
 def create_topic(
-    bootstrap: str, partitions: int = 1, replication: int = 1, config: dict[str, str] | None = None
+    bootstrap: str,
+    partitions: int = 1,
+    replication: int = 1,
+    config: dict[str, str] | None = None,
+    *,
+    name: str | None = None,
 ) -> str:
-    """Create a uuid-named topic and wait until every partition has a leader."""
-    name = f"t-{uuid.uuid4().hex[:16]}"
+    """Create a topic (uuid-named unless ``name``) and wait until every partition has a leader."""
+    name = name or f"t-{uuid.uuid4().hex[:16]}"
     admin = AdminClient({"bootstrap.servers": bootstrap})
     topic = NewTopic(
         name, num_partitions=partitions, replication_factor=replication, config=config or {}

@@ -16,8 +16,10 @@ The agent is thin (see worker/pipeline.py for the logic). Two Faust facts shape 
   dead letters, re-keys and alerts of a batch are on the broker before its offsets are committed:
   at-least-once. The body below has no ``await`` between reading the batch and queueing every
   send (all ``send_soon``), so a shutdown cannot interrupt a batch half-way; if processing raises,
-  the process exits at once (:func:`_die`) so that ``take_events``' ``finally`` cannot ack (and a
-  later commit cannot cover) events whose state was not written.
+  the batch is run again record by record (worker/poison.py): a record that fails
+  ``POISON_ATTEMPTS`` times in a row becomes a dead letter (``internal``); before that the process
+  exits at once (:func:`_die`) so that ``take_events``' ``finally`` cannot ack (and a later commit
+  cannot cover) events whose state was not written.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from worker import preload, producer_flush
 from worker.metrics import Metrics
 from worker.model_store import ModelStore
 from worker.pipeline import BatchResult, PipelineConfig, Record, process_batch
+from worker.poison import StrikeBook, settle
 from worker.settings import Settings
 from worker.state import decode_state, encode_state
 from worker.sweep import EventClock, sweep
@@ -112,6 +115,8 @@ class Runtime:
         self.swept: set[tuple[str, str]] = set()
         self.assigned: frozenset[str] = frozenset()
         self.users_local = 0
+        strikes_file = settings.data_dir / "poison-strikes.json"
+        self.strikes = StrikeBook(strikes_file, limit=settings.poison_attempts)
 
 
 def build_app(settings: Settings, store: ModelStore, metrics: Metrics) -> faust.App:
@@ -259,7 +264,16 @@ def _process(
         return decode_state(table.get(user.encode("utf-8")))
 
     model = rt.store.current  # read once: a hot swap lands between batches
-    result = process_batch(records, load, model, rt.cfg)
+    try:
+        result = process_batch(records, load, model, rt.cfg)
+    except Exception as exc:
+        # Nothing is written yet: find the record(s) at fault (worker/poison.py). BatchFailed
+        # (retries left) goes up to the agent, which exits so the batch is redelivered.
+        log.warning("batch failed, retrying it record by record: %r", exc)
+        result, failed = settle(records, load, model, rt.cfg, rt.strikes)
+        for index, error in failed:
+            rec = records[index]
+            log.error("poison record %s[%d]@%d: %r", rec.topic, rec.partition, rec.offset, error)
     for user, (state, index) in result.writes.items():
         _as_current(batch[index])  # this user's own event: its partition (see module doc)
         table[user.encode("utf-8")] = encode_state(state)

@@ -60,6 +60,7 @@ __all__ = [  # the batch types are re-exported: callers import them from here
     "Record",
     "Rekey",
     "classify",
+    "dead_letter",
     "process_batch",
     "waves",
 ]
@@ -81,20 +82,20 @@ def classify(
         try:
             event = decode_event(rec.value or b"", max_bytes=cfg.max_event_bytes)
         except EventError as exc:
-            result.dead_letters.append(_dead(i, rec, exc.reason, exc.detail))
+            result.dead_letters.append(dead_letter(i, rec, exc.reason, exc.detail))
             continue
         except RecursionError:
             # msgspec raises this (not a DecodeError) for JSON nested ~1000 deep: a 2 KB record.
             # Uncaught it would stop the worker on every redelivery of the batch.
             detail = "JSON nested too deeply to decode"
-            result.dead_letters.append(_dead(i, rec, "not_json", detail))
+            result.dead_letters.append(dead_letter(i, rec, "not_json", detail))
             continue
         if not MIN_TS_MS <= event.ts_ms <= MAX_TS_MS:
             # An RFC 3339 time such as 9999-12-31T23:59:59-23:00 is year 10000 in UTC: valid per
             # the schema, but no datetime can hold it (the featurizer and the alert's event_time
             # would raise). Integer times are already capped at MAX_TS_MS by the decoder.
             detail = f"event time {event.ts_ms} ms is outside 0001-01-01..3000-01-01 UTC"
-            result.dead_letters.append(_dead(i, rec, "bad_timestamp", detail))
+            result.dead_letters.append(dead_letter(i, rec, "bad_timestamp", detail))
             continue
         if rec.timestamp_ms and event.ts_ms > rec.timestamp_ms + MAX_AHEAD_MS:
             # An event cannot happen long after it was produced. Applied, a far-future time would
@@ -104,11 +105,11 @@ def classify(
                 f"event time {format_timestamp(event.ts_ms)} is more than 24 h after the "
                 f"record's Kafka timestamp {format_timestamp(rec.timestamp_ms)}"
             )
-            result.dead_letters.append(_dead(i, rec, "bad_timestamp", detail))
+            result.dead_letters.append(dead_letter(i, rec, "bad_timestamp", detail))
             continue
         if not rec.key:
             detail = "record has no key; producers must key events by user_id"
-            result.dead_letters.append(_dead(i, rec, "empty_key", detail))
+            result.dead_letters.append(dead_letter(i, rec, "empty_key", detail))
         elif rec.key != event.user_id.encode("utf-8"):
             # Mis-keyed: its partition may hold another copy of this user's state, so re-send
             # keyed by user_id and score only that copy (it comes back through this topic).
@@ -294,7 +295,8 @@ def _score(
     return Emit("scores", user, doc, rec.timestamp_ms)
 
 
-def _dead(index: int, rec: Record, reason: Reason, detail: str) -> DeadLetter:
+def dead_letter(index: int, rec: Record, reason: Reason, detail: str) -> DeadLetter:
+    """The dead letter of ``records[index]``: its original bytes, source and why."""
     doc = dead_letter_record(
         reason=reason,
         detail=detail,

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     churn_idle_seconds: float = Field(900.0, gt=0, description="silence before a sweep re-score")
     max_event_bytes: int = Field(65536, ge=64, description="larger records are dead letters")
     dedup_window: int = Field(64, ge=1, description="recent event ids remembered per user")
+    poison_attempts: int = Field(
+        3, ge=1, description="a record failing this many times in a row: dead letter (internal)"
+    )
     web_host: str = Field("0.0.0.0", description="host for /metrics, /healthz, /readyz")
     # Not 0 ("any free port"): Faust's web server refuses it with a traceback at start.
     web_port: int = Field(6066, ge=1, le=65535, description="port for /metrics, /healthz, /readyz")
