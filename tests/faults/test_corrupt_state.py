@@ -20,9 +20,9 @@ from worker_artifacts import T0_MS, keyed, make_events, shared_artifact
 from worker_process import WorkerProcess, counter, worker_env
 
 from schemas.event import Event
-from worker.model_store import load_model
-from worker.pipeline import PipelineConfig, Record, process_batch
-from worker.state import UserState, encode_state
+from worker.core.micro_batch import PipelineConfig, Record, process_batch
+from worker.core.model_store import load_model
+from worker.core.state import UserState, encode_state
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -16,10 +16,10 @@ from worker_artifacts import T0_MS, keyed, make_events, shared_artifact
 
 import schemas
 from schemas.event import Event, encode_event
-from worker.model_store import Model, load_model
-from worker.pipeline import PipelineConfig, Record, process_batch
-from worker.poison import BatchFailed, StrikeBook, settle
-from worker.state import UserState
+from worker.core.micro_batch import PipelineConfig, Record, process_batch
+from worker.core.model_store import Model, load_model
+from worker.core.poison import BatchFailed, StrikeBook, settle
+from worker.core.state import UserState
 
 POISON_USER = "u-poison"
 ATTEMPTS = 3

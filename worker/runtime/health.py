@@ -12,13 +12,12 @@ other path, so a route a later Faust version adds stays closed as well.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import faust
 from aiohttp import web as aioweb
 
-if TYPE_CHECKING:
-    from worker.app import Runtime
+from worker.runtime.context import Runtime
 
 log = logging.getLogger("worker")
 LAG_INTERVAL_SECONDS = 2.0  # how stale /readyz and clickscore_consumer_lag may be

@@ -18,10 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from worker.batch import BatchResult, DeadLetter, LoadState, PipelineConfig, Record, Rekey
-from worker.model_store import Model
-from worker.pipeline import dead_letter, process_batch
-from worker.state import UserState
+from worker.core.micro_batch import dead_letter, process_batch
+from worker.core.model_store import Model
+from worker.core.records import BatchResult, DeadLetter, LoadState, PipelineConfig, Record, Rekey
+from worker.core.state import UserState
 
 MAX_STRIKE_ENTRIES = 10_000  # a bound on the file: the oldest entries go first
 

@@ -28,8 +28,10 @@ from schemas.event import (
     format_timestamp,
 )
 from training.featurizer import featurize
-from worker.alerts import alert_record, decide, public_user_id
-from worker.batch import (
+from worker.core.alerts import alert_record, decide, public_user_id
+from worker.core.deadletter import dead_letter_record
+from worker.core.model_store import Model
+from worker.core.records import (
     BatchResult,
     DeadLetter,
     Emit,
@@ -38,9 +40,7 @@ from worker.batch import (
     Record,
     Rekey,
 )
-from worker.deadletter import dead_letter_record
-from worker.model_store import Model
-from worker.state import (
+from worker.core.state import (
     UserState,
     is_duplicate,
     pack_tensors,

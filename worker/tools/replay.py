@@ -22,8 +22,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from schemas.event import Event, encode_event
 from training.datasets import FORMATS, read_events  # import-light by design: no torch
-from worker.kafka_config import (
-    SettingError,
+from worker.settings import SettingsError
+from worker.tools.kafka_config import (
     bootstrap_servers,
     check_reachable,
     check_topic,
@@ -52,7 +52,7 @@ class TokenBucket:
         return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
 
 
-class EventClock:
+class EventTimePacer:
     """Paces by event time: an event ``d`` ms after the first goes ``d / speedup`` ms later."""
 
     def __init__(self, speedup: float) -> None:
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     try:
         producer, topic = _start(args)
-    except SettingError as exc:
+    except SettingsError as exc:
         _say(console, f"replay: {exc}", "red")
         return 2
     try:
@@ -155,9 +155,9 @@ def _start(args: argparse.Namespace) -> tuple[Producer, str]:
     for name in ("rate", "speedup"):
         value = getattr(args, name)
         if value is not None and not value > 0:
-            raise SettingError(f"--{name}={value}: must be > 0")
+            raise SettingsError(f"--{name}={value}: must be > 0")
     if args.limit is not None and args.limit < 0:
-        raise SettingError(f"--limit={args.limit}: must be >= 0")
+        raise SettingsError(f"--limit={args.limit}: must be >= 0")
     topic_name = "--topic" if args.topic else "CLICKSCORE_EVENTS_TOPIC"
     topic = check_topic(args.topic or os.environ.get(topic_name) or DEFAULT_TOPIC, topic_name)
     bootstrap = bootstrap_servers(args.bootstrap)
@@ -202,7 +202,7 @@ def _send_all(
 ) -> None:
     """Produce every event, pacing first; a full local queue waits for deliveries, never drops."""
     bucket = TokenBucket(args.rate) if args.rate else None
-    clock = EventClock(args.speedup) if args.speedup else None
+    clock = EventTimePacer(args.speedup) if args.speedup else None
     columns = (TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, disable=args.quiet) as progress:
         task = progress.add_task("replay", total=total)
@@ -267,7 +267,7 @@ def _say(console: Console, message: str, style: str = "") -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry point (the worker CLI wires the same two functions)."""
-    parser = argparse.ArgumentParser(prog="python -m worker.replay", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m worker.tools.replay", description=__doc__)
     add_arguments(parser)
     return run(parser.parse_args(argv))
 
