@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 
 import pytest
 
 import schemas
 from worker.core.alerts import alert_id, alert_record, decide, pseudonym
-from worker.core.deadletter import MAX_VALUE_BYTES, dead_letter_record
+from worker.core.deadletter import (
+    MAX_KEY_BYTES,
+    MAX_VALUE_BYTES,
+    dead_letter_key,
+    dead_letter_record,
+)
 from worker.core.state import AlertArm
 
 POLICY = {"threshold": 0.8, "hysteresis": 0.1, "cooldown_ms": 60_000}
@@ -117,3 +123,23 @@ def test_dead_letter_record_matches_schema_and_truncates_big_values() -> None:
     assert doc["value_truncated"] is True
     assert base64.b64decode(doc["value_b64"]) == big[:MAX_VALUE_BYTES]
     assert doc["source"] == {"topic": "t", "partition": 3, "offset": 42, "timestamp_ms": None}
+
+
+def test_dead_letter_size_limits_agree_with_the_schema() -> None:
+    """The schema said values were cut at 1 MiB while the code cut at 64 KiB."""
+    props = schemas.load("dead_letter")["properties"]
+    for field, limit in (("value_b64", MAX_VALUE_BYTES), ("key_b64", MAX_KEY_BYTES)):
+        assert props[field]["maxLength"] == len(base64.b64encode(b"x" * limit)), field
+        assert f"{limit // 1024} KiB" in props[field]["description"], field
+
+
+def test_a_dead_letter_of_a_1_mb_key_and_value_fits_one_record() -> None:
+    """Key and value together stay far under the producer's and broker's 1 MB record limit."""
+    key, value = b"k" * 1_000_000, b"v" * 1_000_000
+    doc = dead_letter_record(reason="not_json", detail="d" * 5000, topic="t", partition=0,
+                             offset=1, timestamp_ms=None, key=key, value=value)  # fmt: skip
+    schemas.validate("dead_letter", doc)
+    assert doc["key_truncated"] and doc["value_truncated"]
+    assert base64.b64decode(doc["key_b64"]) == key[:MAX_KEY_BYTES] == dead_letter_key(key)
+    size = len(dead_letter_key(key) or b"") + len(json.dumps(doc).encode())
+    assert size < 100_000

@@ -38,6 +38,7 @@ import msgspec
 from faust.streams import _current_event
 from faust.types import EventT
 
+from worker.core.deadletter import dead_letter_key
 from worker.core.micro_batch import BatchResult, Record, process_batch
 from worker.core.model_store import ModelStore
 from worker.core.poison import settle
@@ -267,7 +268,7 @@ def _send(
 ) -> None:
     for dead in result.dead_letters:
         rec = records[dead.index]
-        outputs["dlq"].send_soon(key=rec.key, value=_json.encode(dead.doc))
+        outputs["dlq"].send_soon(key=dead_letter_key(rec.key), value=_json.encode(dead.doc))
         log.info(
             "dead letter %s: %s[%d]@%d: %s",
             dead.reason,
