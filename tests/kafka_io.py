@@ -162,6 +162,23 @@ def produce(
         raise RuntimeError(f"{left} of {count} records undelivered, failures: {failures[:3]}")
 
 
+def produce_at(
+    bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes]], timestamp_ms: int
+) -> None:
+    """Produce with a given record timestamp (CreateTime): a producer whose clock is off."""
+    producer = Producer(producer_config(bootstrap))
+    failures: list[KafkaError] = []
+
+    def delivered(err: KafkaError | None, _msg: object) -> None:
+        if err is not None:
+            failures.append(err)
+
+    for key, value in records:
+        producer.produce(topic, value=value, key=key, timestamp=timestamp_ms, on_delivery=delivered)
+    if producer.flush(60) or failures:
+        raise RuntimeError(f"records at {timestamp_ms} undelivered, failures: {failures[:3]}")
+
+
 def consume(
     bootstrap: str,
     topic: str,

@@ -210,7 +210,7 @@ def test_sweep_alerts_idle_users_once_per_last_event(model: Model) -> None:
 
 
 def test_event_clock_follows_the_data_plus_wall_time() -> None:
-    wall = [1000.0]
+    wall = [T0_MS / 1000 + 3600]  # replaying data an hour old
     clock = SweepClock(lambda: wall[0])
     assert clock.now_ms() is None
     clock.observe(T0_MS)
@@ -219,6 +219,17 @@ def test_event_clock_follows_the_data_plus_wall_time() -> None:
     clock.observe(T0_MS - 10_000)  # an older event does not move the clock back
     assert clock.now_ms() == T0_MS + 2500
     json.dumps(clock.now_ms())
+
+
+def test_event_clock_never_runs_ahead_of_the_wall_clock() -> None:
+    """A producer clock two hours fast must not make every other user look idle."""
+    wall = [T0_MS / 1000]
+    clock = SweepClock(lambda: wall[0])
+    clock.observe(T0_MS - 5_000)
+    clock.observe(T0_MS + 2 * 3_600_000)  # the skewed producer's event
+    assert clock.now_ms() == T0_MS
+    wall[0] += 10.0
+    assert clock.now_ms() == T0_MS + 10_000
 
 
 def _stored_state(model: Model) -> tuple[Table, str]:

@@ -78,6 +78,7 @@ def classify(
 ) -> list[tuple[int, Event]]:
     """Decode every record; dead letters and re-keys go into ``result``, valid events come back."""
     valid: list[tuple[int, Event]] = []
+    wall_ms = int(time.time() * 1000)
     for i, rec in enumerate(records):
         try:
             event = decode_event(rec.value or b"", max_bytes=cfg.max_event_bytes)
@@ -95,6 +96,15 @@ def classify(
             # the schema, but no datetime can hold it (the featurizer and the alert's event_time
             # would raise). Integer times are already capped at MAX_TS_MS by the decoder.
             detail = f"event time {event.ts_ms} ms is outside 0001-01-01..3000-01-01 UTC"
+            result.dead_letters.append(dead_letter(i, rec, "bad_timestamp", detail))
+            continue
+        if event.ts_ms > wall_ms + MAX_AHEAD_MS:
+            # The producer's clock (and so the record's CreateTime) may be wrong too: the
+            # worker's own clock bounds both.
+            detail = (
+                f"event time {format_timestamp(event.ts_ms)} is more than 24 h after the "
+                f"worker's clock {format_timestamp(wall_ms)}"
+            )
             result.dead_letters.append(dead_letter(i, rec, "bad_timestamp", detail))
             continue
         if rec.timestamp_ms and event.ts_ms > rec.timestamp_ms + MAX_AHEAD_MS:
