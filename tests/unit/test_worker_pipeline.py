@@ -177,6 +177,25 @@ def test_new_state_shapes_reset_users_on_their_next_event(model: Model, tmp_path
     assert all(s.state_spec == bigger.state_key for s in table.values())
 
 
+def test_new_weights_with_the_same_shapes_reset_users_on_their_next_event(
+    model: Model, tmp_path
+) -> None:
+    """Hidden states from the old weights are not reused by a retrained model of the same shape."""
+    from worker_artifacts import make_artifact
+
+    make_artifact(tmp_path, seed=7)  # same hidden size as ``model``, other weights
+    retrained = load_model(tmp_path)
+    assert retrained.state_spec == model.state_spec
+    events = make_events(20, users=4, seed=5)
+    table = Table()
+    _run(model, table, _records(keyed(events[:10])), 10, PipelineConfig())
+    again = {e.user_id for e in events[10:]} & set(table)
+    result = _run(retrained, table, _records(keyed(events[10:])), 10, PipelineConfig())[0]
+    assert again and result.resets == len(again)
+    assert all(s.state_spec == retrained.state_key for s in table.values())
+    assert retrained.state_key != model.state_key
+
+
 def test_sweep_alerts_idle_users_once_per_last_event(model: Model) -> None:
     import dataclasses
 

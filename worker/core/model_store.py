@@ -57,8 +57,14 @@ class Model:
 
     @property
     def state_key(self) -> str:
-        """Stable string for the state shapes; stored state with another key is reset."""
-        return spec_key(self.state_spec)
+        """The model-compatibility id stored with each user's tensors; another one is reset.
+
+        The state shapes plus the step graph's sha256: hidden states computed by other weights
+        mean nothing to this graph even when the shapes match (a retrained model).
+        """
+        step_file = self.manifest["graphs"]["step"]["file"]
+        weights = str(self.manifest["files"][step_file]["sha256"])[:16]
+        return f"{spec_key(self.state_spec)}@{weights}"
 
 
 def fingerprint(directory: Path) -> str:
