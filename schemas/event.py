@@ -105,6 +105,15 @@ _encoder: Final = msgspec.json.Encoder()
 
 def decode_event(raw: bytes, *, max_bytes: int = 1 << 20) -> Event:
     """Decode and validate one JSON event, or raise :class:`EventError` with the reason."""
+    try:
+        return _decode_event(raw, max_bytes)
+    except RecursionError:
+        # msgspec raises this (not a DecodeError) for JSON nested ~1000 deep: a 2 KB record.
+        # Every caller (worker, replay, training's readers) must get the one error type.
+        raise EventError("not_json", "JSON nested too deeply to decode") from None
+
+
+def _decode_event(raw: bytes, max_bytes: int) -> Event:
     if len(raw) > max_bytes:
         raise EventError("too_large", f"{len(raw)} bytes > limit {max_bytes}")
     try:

@@ -49,6 +49,8 @@ def run_worker(args: argparse.Namespace) -> int:
     metrics.model_loads.labels("ok").inc()
     metrics.set_model(model.version, model.featurizer_version, model.scorer.provider)
     log.info("starting with settings %s", settings.loggable())
+    for warning in settings.warnings():
+        log.warning("%s", warning)
     log.info(
         "model loaded: %s from %s, provider %s",
         model.version,

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     churn_idle_seconds: float = Field(900.0, gt=0, description="silence before a sweep re-score")
     max_event_bytes: int = Field(65536, ge=64, description="larger records are dead letters")
     dedup_window: int = Field(64, ge=1, description="recent event ids remembered per user")
+    dlq_retention_hours: float = Field(
+        336.0, gt=0, description="retention of the dead-letter topic the worker creates"
+    )
     poison_attempts: int = Field(
         3, ge=1, description="a record failing this many times in a row: dead letter (internal)"
     )
@@ -146,6 +149,22 @@ class Settings(BaseSettings):
     def bootstrap_servers(self) -> list[str]:
         """The bootstrap list as Faust wants it (``kafka://host:port`` each)."""
         return [f"kafka://{s.strip()}" for s in self.kafka_bootstrap.split(",")]
+
+    @property
+    def dlq_retention_ms(self) -> int:
+        """``retention.ms`` of the dead-letter topic when the worker creates it."""
+        return int(self.dlq_retention_hours * 3_600_000)
+
+    def warnings(self) -> list[str]:
+        """Accepted but unsafe choices, one line each, logged at start."""
+        out = []
+        if self.security_protocol == "SASL_PLAINTEXT" and self.sasl_mechanism == "PLAIN":
+            out.append(
+                f"{env_name('security_protocol')}=SASL_PLAINTEXT with "
+                f"{env_name('sasl_mechanism')}=PLAIN sends the password in clear text: "
+                "use SASL_SSL, or a SCRAM mechanism at least"
+            )
+        return out
 
     @property
     def has_pseudonym_key(self) -> bool:

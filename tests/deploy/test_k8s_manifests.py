@@ -118,6 +118,7 @@ def test_statefulset_probes_and_shutdown() -> None:
     # Long enough to finish a batch, flush the changelog and commit (docs/operations.md).
     assert _pod_spec()["terminationGracePeriodSeconds"] >= 60
     assert _pod_spec()["securityContext"]["runAsNonRoot"] is True
+    assert _pod_spec()["automountServiceAccountToken"] is False  # it never calls the API
 
 
 def test_service_selects_the_pods_and_is_headless() -> None:

@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from kafka_io import consume, produce
+from kafka_io import consume, produce, topic_config
 from worker_artifacts import keyed, make_events, shared_artifact
 from worker_process import WorkerProcess, counter, worker_env
 
@@ -54,3 +54,6 @@ def test_a_1_mb_key_is_dead_lettered_cut_and_the_stream_goes_on(
     assert key == BIG_KEY[:MAX_KEY_BYTES]
     assert doc["key_truncated"] is True
     assert base64.b64decode(doc["key_b64"]) == BIG_KEY[:MAX_KEY_BYTES]
+    # The dead-letter topic the worker created expires its raw records (two weeks by default).
+    dlq_config = topic_config(kafka_bootstrap, topics["dlq_topic"])
+    assert dlq_config["retention.ms"] == str(14 * 86_400_000)

@@ -136,3 +136,21 @@ def test_a_real_key_passes_the_mandatory_pseudonymization(model_dir: Path) -> No
     key = "0123456789abcdef" * 4
     s = load_settings(_env(model_dir, REQUIRE_PSEUDONYMIZATION="true", PSEUDONYMIZE_KEY=key))
     assert s.require_pseudonymization and s.has_pseudonym_key
+
+
+def test_sasl_plaintext_with_plain_is_warned_about(model_dir: Path) -> None:
+    sasl = {"SASL_USERNAME": "u", "SASL_PASSWORD": "p" * 12}
+    clear = load_settings(
+        _env(model_dir, SECURITY_PROTOCOL="SASL_PLAINTEXT", SASL_MECHANISM="PLAIN", **sasl)
+    )
+    (line,) = clear.warnings()
+    assert "CLICKSCORE_SECURITY_PROTOCOL=SASL_PLAINTEXT" in line and "clear text" in line
+    for proto, mech in (("SASL_SSL", "PLAIN"), ("SASL_PLAINTEXT", "SCRAM-SHA-512")):
+        s = load_settings(_env(model_dir, SECURITY_PROTOCOL=proto, SASL_MECHANISM=mech, **sasl))
+        assert s.warnings() == []
+
+
+def test_dead_letter_retention_defaults_to_two_weeks(model_dir: Path) -> None:
+    assert load_settings(_env(model_dir)).dlq_retention_ms == 14 * 24 * 3_600_000
+    with pytest.raises(SettingsError, match="CLICKSCORE_DLQ_RETENTION_HOURS=0: must be > 0"):
+        load_settings(_env(model_dir, DLQ_RETENTION_HOURS="0"))
