@@ -18,6 +18,9 @@ from pathlib import Path
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
+from worker.kafka_connection import local
+from worker.tools.kafka_config import producer_config as tool_producer_config
+
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_SH = ROOT / "deploy" / "local" / "kafka.sh"
 # Generous: on a busy 2-core machine a 3-broker cluster takes ~20-40 s to format and start.
@@ -111,7 +114,7 @@ def create_topic(
 ) -> str:
     """Create a topic (uuid-named unless ``name``) and wait until every partition has a leader."""
     name = name or f"t-{uuid.uuid4().hex[:16]}"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(local(bootstrap).librdkafka())
     topic = NewTopic(
         name, num_partitions=partitions, replication_factor=replication, config=config or {}
     )
@@ -131,14 +134,8 @@ def create_topic(
 
 
 def producer_config(bootstrap: str, **extra: object) -> dict[str, object]:
-    """Our producer settings: murmur2_random, the partitioner of Java clients and aiokafka."""
-    return {
-        "bootstrap.servers": bootstrap,
-        "partitioner": "murmur2_random",
-        "enable.idempotence": True,
-        "linger.ms": 5,
-        **extra,
-    }
+    """The tools' producer settings (murmur2_random, idempotent) plus ``extra``."""
+    return {**tool_producer_config(local(bootstrap)), **extra}
 
 
 def produce(
@@ -194,7 +191,7 @@ def consume(
     """
     consumer = Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **local(bootstrap).librdkafka(),
             "group.id": group_id,
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
@@ -223,7 +220,7 @@ def consume(
 
 def topic_size(bootstrap: str, topic: str) -> int:
     """Records in ``topic`` now (high minus low watermark, summed): proves "and no more" at once."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"t-{uuid.uuid4().hex}"})
+    consumer = Consumer({**local(bootstrap).librdkafka(), "group.id": f"t-{uuid.uuid4().hex}"})
     try:
         meta = consumer.list_topics(topic, timeout=10).topics[topic]
         ends = [
@@ -237,7 +234,7 @@ def topic_size(bootstrap: str, topic: str) -> int:
 
 def topic_config(bootstrap: str, topic: str) -> dict[str, str]:
     """A topic's effective configuration as the broker reports it."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(local(bootstrap).librdkafka())
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
     entries = admin.describe_configs([resource])[resource].result(timeout=30)
     return {name: str(entry.value) for name, entry in entries.items()}

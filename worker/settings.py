@@ -6,6 +6,8 @@ process at start with one line naming the variable (:func:`load_settings`), neve
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,12 +21,14 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ENV_PREFIX = "CLICKSCORE_"
+from worker.kafka_connection import ENV_PREFIX, KafkaConnection
+from worker.kafka_connection import FieldError as _FieldError
+
+__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "load_kafka", "load_settings"]
+
 PLACEHOLDER = "REPLACE-ME"  # what deploy/k8s/examples/secret.yaml ships in place of each secret
 MIN_PSEUDONYMIZE_KEY_CHARS = 32
 
-SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
-SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 LogFormat = Literal["text", "json"]
 Store = Literal["rocksdb://", "memory://"]
@@ -34,21 +38,16 @@ class SettingsError(ValueError):
     """A bad setting; the message is the one line the CLI prints before exiting non-zero."""
 
 
-class Settings(BaseSettings):
-    """Worker settings (env prefix ``CLICKSCORE_``); see docs/contracts.md for the table."""
+class Settings(KafkaConnection, BaseSettings):
+    """Worker settings (env prefix ``CLICKSCORE_``); see docs/contracts.md for the table.
+
+    The Kafka connection fields and their checks come from :class:`KafkaConnection`.
+    """
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, frozen=True, extra="ignore", case_sensitive=False
     )
 
-    kafka_bootstrap: str = Field("127.0.0.1:9092", description="bootstrap servers, host:port,...")
-    security_protocol: SecurityProtocol = Field("PLAINTEXT", description="Kafka security protocol")
-    sasl_mechanism: SaslMechanism = Field("SCRAM-SHA-512", description="SASL mechanism")
-    sasl_username: str | None = Field(None, description="required with SASL_*")
-    sasl_password: SecretStr | None = Field(None, description="required with SASL_* (secret)")
-    ssl_ca_file: Path | None = Field(None, description="CA bundle (PEM)")
-    ssl_cert_file: Path | None = Field(None, description="client certificate (PEM)")
-    ssl_key_file: Path | None = Field(None, description="client key (PEM)")
     events_topic: str = Field("clickstream.events", min_length=1, description="input events")
     dlq_topic: str = Field("clickstream.events.dlq", min_length=1, description="dead letters")
     propensity_topic: str = Field("alerts.propensity", min_length=1, description="alerts out")
@@ -93,15 +92,6 @@ class Settings(BaseSettings):
     def _upper_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("kafka_bootstrap")
-    @classmethod
-    def _check_bootstrap(cls, value: str) -> str:
-        for server in value.split(","):
-            host, sep, port = server.strip().rpartition(":")
-            if not sep or not host or not port.isdigit():
-                raise ValueError(f"{server!r} is not host:port")
-        return value
-
     @field_validator("model_dir")
     @classmethod
     def _check_model_dir(cls, value: Path) -> Path:
@@ -124,31 +114,18 @@ class Settings(BaseSettings):
             raise ValueError(f"shorter than {MIN_PSEUDONYMIZE_KEY_CHARS} characters")
         return value
 
-    @field_validator("ssl_ca_file", "ssl_cert_file", "ssl_key_file")
-    @classmethod
-    def _check_file(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError("file not found")
-        return value
-
     @model_validator(mode="after")
-    def _check_security(self) -> Settings:
-        if self.security_protocol.startswith("SASL"):
-            if not self.sasl_username:
-                raise _FieldError("sasl_username", "", f"required with {self.security_protocol}")
-            if self.sasl_password is None or not self.sasl_password.get_secret_value():
-                raise _FieldError("sasl_password", "", f"required with {self.security_protocol}")
+    def _check_pseudonymization(self) -> Settings:
         if self.require_pseudonymization and not self.has_pseudonym_key:
             message = f"required with {env_name('require_pseudonymization')}=true"
             raise _FieldError("pseudonymize_key", "", message)
-        if (self.ssl_cert_file is None) != (self.ssl_key_file is None):
-            raise _FieldError("ssl_key_file", "", "SSL_CERT_FILE and SSL_KEY_FILE go together")
         return self
 
     @property
-    def bootstrap_servers(self) -> list[str]:
-        """The bootstrap list as Faust wants it (``kafka://host:port`` each)."""
-        return [f"kafka://{s.strip()}" for s in self.kafka_bootstrap.split(",")]
+    def kafka(self) -> KafkaConnection:
+        """The connection part alone, for the clients (already checked: not validated again)."""
+        fields = {name: getattr(self, name) for name in KafkaConnection.model_fields}
+        return KafkaConnection.model_construct(**fields)
 
     @property
     def dlq_retention_ms(self) -> int:
@@ -183,13 +160,6 @@ class Settings(BaseSettings):
         return out
 
 
-class _FieldError(ValueError):
-    """A cross-field failure that still names one variable (pydantic wraps it)."""
-
-    def __init__(self, field: str, value: str, message: str) -> None:
-        super().__init__(f"{ENV_PREFIX}{field.upper()}={value}: {message}")
-
-
 def env_name(field: str) -> str:
     """The environment variable behind a settings field."""
     return f"{ENV_PREFIX}{field.upper()}"
@@ -203,14 +173,41 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     try:
         if env is None:
             return Settings()  # type: ignore[call-arg]  # fields come from the environment
-        values = {
-            k[len(ENV_PREFIX) :].lower(): v
-            for k, v in env.items()
-            if k.upper().startswith(ENV_PREFIX)
-        }
-        return Settings.model_validate(values)
+        return Settings.model_validate(_prefixed(env))
     except ValidationError as exc:
         raise SettingsError(_one_line(exc)) from None
+
+
+def load_kafka(
+    bootstrap: str | None = None, env: Mapping[str, str] | None = None
+) -> KafkaConnection:
+    """The Kafka connection of a command-line tool: ``--bootstrap`` over the ``CLICKSCORE_*`` ones.
+
+    Checked by the same rules as the worker's settings; a bad value raises :class:`SettingsError`
+    naming the option or variable.
+    """
+    values = _prefixed(os.environ if env is None else env)
+    if bootstrap:
+        values["kafka_bootstrap"] = bootstrap
+    try:
+        return KafkaConnection.model_validate(values)
+    except ValidationError as exc:
+        line = _one_line(exc)
+        if bootstrap:
+            line = line.replace(env_name("kafka_bootstrap") + "=", "--bootstrap=", 1)
+        raise SettingsError(line) from None
+
+
+def default(field: str) -> Any:
+    """A setting's default (the tools share the worker's topic names from here)."""
+    return Settings.model_fields[field].default
+
+
+def _prefixed(env: Mapping[str, str]) -> dict[str, Any]:
+    # CLICKSCORE_KAFKA_BOOTSTRAP -> kafka_bootstrap (pydantic-settings' own mapping, for a dict).
+    return {
+        k[len(ENV_PREFIX) :].lower(): v for k, v in env.items() if k.upper().startswith(ENV_PREFIX)
+    }
 
 
 def _one_line(exc: ValidationError) -> str:
