@@ -41,7 +41,7 @@ from worker.core.poison import settle
 from worker.core.state import decode_state, encode_state
 from worker.core.sweep import sweep
 from worker.metrics import Metrics
-from worker.runtime import faust_private, preload
+from worker.runtime import faust_private, preload, send_guard
 from worker.runtime.context import Runtime
 from worker.runtime.health import add_health, web_options
 from worker.settings import Settings
@@ -104,6 +104,8 @@ def build_app(settings: Settings, store: ModelStore, metrics: Metrics) -> faust.
         # Faust's flush can return with sends still buffered, and offsets are committed right
         # after it (a commit then covered events never scored).
         faust_private.install_full_flush(app.producer.buffer)
+        # A send the broker refuses for good stops the worker before the commit (send_guard.py).
+        send_guard.install(app)
         for topic in outputs.values():
             await topic.maybe_declare()
 
