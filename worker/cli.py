@@ -53,6 +53,8 @@ def run_worker(args: argparse.Namespace) -> int:
     store = _open_model(settings, metrics)
     if store is None:
         return EXIT_BAD_MODEL
+    for warning in settings.warnings():
+        log.warning("%s", warning)
     try:
         created = ensure_topics(settings)
     except TopicError as exc:
