@@ -182,7 +182,7 @@ def test_new_weights_with_the_same_shapes_reset_users_on_their_next_event(
     model: Model, tmp_path
 ) -> None:
     """Hidden states from the old weights are not reused by a retrained model of the same shape."""
-    from worker_artifacts import make_artifact
+    from tests.worker_artifacts import make_artifact
 
     make_artifact(tmp_path, seed=7)  # same hidden size as ``model``, other weights
     retrained = load_model(tmp_path)
