@@ -1,7 +1,7 @@
 """Helpers for tests that talk to a real Kafka: kafka.sh, topics, produce, consume.
 
-Importable from any test module as ``kafka_io`` (tests/ is on sys.path once tests/conftest.py
-loads); the fixtures in tests/conftest.py are built from these.
+Imported as ``tests.kafka_io`` (tests/ is a package); the fixtures in tests/conftest.py are
+built from these.
 """
 
 from __future__ import annotations
@@ -16,7 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+
+from worker.kafka_connection import local
+from worker.tools.kafka_config import producer_config as tool_producer_config
 
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_SH = ROOT / "deploy" / "local" / "kafka.sh"
@@ -102,11 +105,16 @@ def _stop_when_gone(pid: int, state_dir: Path) -> None:
 
 
 def create_topic(
-    bootstrap: str, partitions: int = 1, replication: int = 1, config: dict[str, str] | None = None
+    bootstrap: str,
+    partitions: int = 1,
+    replication: int = 1,
+    config: dict[str, str] | None = None,
+    *,
+    name: str | None = None,
 ) -> str:
-    """Create a uuid-named topic and wait until every partition has a leader."""
-    name = f"t-{uuid.uuid4().hex[:16]}"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    """Create a topic (uuid-named unless ``name``) and wait until every partition has a leader."""
+    name = name or f"t-{uuid.uuid4().hex[:16]}"
+    admin = AdminClient(local(bootstrap).librdkafka())
     topic = NewTopic(
         name, num_partitions=partitions, replication_factor=replication, config=config or {}
     )
@@ -126,14 +134,8 @@ def create_topic(
 
 
 def producer_config(bootstrap: str, **extra: object) -> dict[str, object]:
-    """Our producer settings: murmur2_random, the partitioner of Java clients and aiokafka."""
-    return {
-        "bootstrap.servers": bootstrap,
-        "partitioner": "murmur2_random",
-        "enable.idempotence": True,
-        "linger.ms": 5,
-        **extra,
-    }
+    """The tools' producer settings (murmur2_random, idempotent) plus ``extra``."""
+    return {**tool_producer_config(local(bootstrap)), **extra}
 
 
 def produce(
@@ -157,6 +159,23 @@ def produce(
         raise RuntimeError(f"{left} of {count} records undelivered, failures: {failures[:3]}")
 
 
+def produce_at(
+    bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes]], timestamp_ms: int
+) -> None:
+    """Produce with a given record timestamp (CreateTime): a producer whose clock is off."""
+    producer = Producer(producer_config(bootstrap))
+    failures: list[KafkaError] = []
+
+    def delivered(err: KafkaError | None, _msg: object) -> None:
+        if err is not None:
+            failures.append(err)
+
+    for key, value in records:
+        producer.produce(topic, value=value, key=key, timestamp=timestamp_ms, on_delivery=delivered)
+    if producer.flush(60) or failures:
+        raise RuntimeError(f"records at {timestamp_ms} undelivered, failures: {failures[:3]}")
+
+
 def consume(
     bootstrap: str,
     topic: str,
@@ -172,7 +191,7 @@ def consume(
     """
     consumer = Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **local(bootstrap).librdkafka(),
             "group.id": group_id,
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
@@ -201,7 +220,7 @@ def consume(
 
 def topic_size(bootstrap: str, topic: str) -> int:
     """Records in ``topic`` now (high minus low watermark, summed): proves "and no more" at once."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"t-{uuid.uuid4().hex}"})
+    consumer = Consumer({**local(bootstrap).librdkafka(), "group.id": f"t-{uuid.uuid4().hex}"})
     try:
         meta = consumer.list_topics(topic, timeout=10).topics[topic]
         ends = [
@@ -211,3 +230,11 @@ def topic_size(bootstrap: str, topic: str) -> int:
     finally:
         consumer.close()
     return sum(high - low for low, high in ends)
+
+
+def topic_config(bootstrap: str, topic: str) -> dict[str, str]:
+    """A topic's effective configuration as the broker reports it."""
+    admin = AdminClient(local(bootstrap).librdkafka())
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    entries = admin.describe_configs([resource])[resource].result(timeout=30)
+    return {name: str(entry.value) for name, entry in entries.items()}

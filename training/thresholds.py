@@ -41,7 +41,8 @@ def budget_threshold(p: np.ndarray, groups: np.ndarray, budget: float) -> float:
     ok = np.flatnonzero(share <= budget)
     if len(ok):
         return float(values[ok[0]])
-    return float(np.nextafter(np.float32(values[-1]), np.float32(np.inf)))  # nobody
+    # Above every score: nobody alerts (a manifest threshold stays within [0, 1]).
+    return min(1.0, float(np.nextafter(np.float32(values[-1]), np.float32(np.inf))))
 
 
 def operating_point(

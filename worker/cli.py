@@ -10,12 +10,18 @@ import argparse
 import importlib
 import logging
 import sys
+from typing import TYPE_CHECKING
 
-from worker.settings import SettingsError, load_settings, settings_help
+from worker.settings import Settings, SettingsError, load_settings, settings_help
+
+if TYPE_CHECKING:  # heavy: imported by run_worker only once the settings are good
+    from worker.core.model_store import ModelStore
+    from worker.metrics import Metrics
 
 EXIT_BAD_SETTINGS = 2
 EXIT_BAD_MODEL = 3
 EXIT_BAD_KAFKA = 4
+EXIT_BAD_FAUST = 5  # the installed faust-streaming lacks a private name we rely on
 
 log = logging.getLogger("worker")
 
@@ -31,30 +37,24 @@ def run_worker(args: argparse.Namespace) -> int:
     import faust
     from prometheus_client import CollectorRegistry
 
-    from worker.core.model_store import ModelError, ModelStore
     from worker.logs import configure, logging_config
     from worker.metrics import Metrics
+    from worker.runtime import faust_private
     from worker.runtime.app import build_app
     from worker.runtime.topics import TopicError, ensure_topics
 
+    try:
+        faust_private.check()
+    except faust_private.FaustMismatch as exc:
+        print(f"clickscore worker: {exc}", file=sys.stderr)
+        return EXIT_BAD_FAUST
     configure(settings.log_level, settings.log_format)
     metrics = Metrics.create(CollectorRegistry())
-    try:
-        store = ModelStore.open(settings.model_dir)
-    except ModelError as exc:
-        metrics.model_loads.labels("refused").inc()
-        print(f"clickscore worker: model refused: {exc}", file=sys.stderr)
+    store = _open_model(settings, metrics)
+    if store is None:
         return EXIT_BAD_MODEL
-    model = store.current
-    metrics.model_loads.labels("ok").inc()
-    metrics.set_model(model.version, model.featurizer_version, model.scorer.provider)
-    log.info("starting with settings %s", settings.loggable())
-    log.info(
-        "model loaded: %s from %s, provider %s",
-        model.version,
-        model.directory,
-        model.scorer.provider,
-    )
+    for warning in settings.warnings():
+        log.warning("%s", warning)
     try:
         created = ensure_topics(settings)
     except TopicError as exc:
@@ -75,6 +75,30 @@ def run_worker(args: argparse.Namespace) -> int:
     finally:
         log.info("worker stopped (in-flight batch finished, offsets committed, producer flushed)")
     return 0
+
+
+def _open_model(settings: Settings, metrics: Metrics) -> ModelStore | None:
+    """The model store, or None once the refusal is printed (the worker must not start)."""
+    from training.artifact import ArtifactError
+    from worker.core.model_store import ModelStore
+
+    try:
+        store = ModelStore.open(settings.model_dir)
+    except ArtifactError as exc:
+        metrics.model_loads.labels("refused").inc()
+        print(f"clickscore worker: model refused: {exc}", file=sys.stderr)
+        return None
+    model = store.current
+    metrics.model_loads.labels("ok").inc()
+    metrics.set_model(model.version, model.featurizer_version, model.scorer.provider)
+    log.info("starting with settings %s", settings.loggable())
+    log.info(
+        "model loaded: %s from %s, provider %s",
+        model.version,
+        model.directory,
+        model.scorer.provider,
+    )
+    return store
 
 
 def _lazy(module: str) -> tuple[object, object]:

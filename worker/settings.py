@@ -6,16 +6,32 @@ process at start with one line naming the variable (:func:`load_settings`), neve
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ENV_PREFIX = "CLICKSCORE_"
+from worker.kafka_connection import ENV_PREFIX, KafkaConnection
+from worker.kafka_connection import FieldError as _FieldError
 
-SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
-SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "load_kafka", "load_settings"]
+
+TOPIC_RULE = "[a-zA-Z0-9._-], <= 249"  # Kafka's topic-name rule, as the error message says it
+_LEGAL_TOPIC = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+PLACEHOLDER = "REPLACE-ME"  # what deploy/k8s/examples/secret.yaml ships in place of each secret
+MIN_PSEUDONYMIZE_KEY_CHARS = 32
+
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 LogFormat = Literal["text", "json"]
 Store = Literal["rocksdb://", "memory://"]
@@ -25,21 +41,16 @@ class SettingsError(ValueError):
     """A bad setting; the message is the one line the CLI prints before exiting non-zero."""
 
 
-class Settings(BaseSettings):
-    """Worker settings (env prefix ``CLICKSCORE_``); see docs/contracts.md for the table."""
+class Settings(KafkaConnection, BaseSettings):
+    """Worker settings (env prefix ``CLICKSCORE_``); see docs/contracts.md for the table.
+
+    The Kafka connection fields and their checks come from :class:`KafkaConnection`.
+    """
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, frozen=True, extra="ignore", case_sensitive=False
     )
 
-    kafka_bootstrap: str = Field("127.0.0.1:9092", description="bootstrap servers, host:port,...")
-    security_protocol: SecurityProtocol = Field("PLAINTEXT", description="Kafka security protocol")
-    sasl_mechanism: SaslMechanism = Field("SCRAM-SHA-512", description="SASL mechanism")
-    sasl_username: str | None = Field(None, description="required with SASL_*")
-    sasl_password: SecretStr | None = Field(None, description="required with SASL_* (secret)")
-    ssl_ca_file: Path | None = Field(None, description="CA bundle (PEM)")
-    ssl_cert_file: Path | None = Field(None, description="client certificate (PEM)")
-    ssl_key_file: Path | None = Field(None, description="client key (PEM)")
     events_topic: str = Field("clickstream.events", min_length=1, description="input events")
     dlq_topic: str = Field("clickstream.events.dlq", min_length=1, description="dead letters")
     propensity_topic: str = Field("alerts.propensity", min_length=1, description="alerts out")
@@ -63,25 +74,32 @@ class Settings(BaseSettings):
     churn_idle_seconds: float = Field(900.0, gt=0, description="silence before a sweep re-score")
     max_event_bytes: int = Field(65536, ge=64, description="larger records are dead letters")
     dedup_window: int = Field(64, ge=1, description="recent event ids remembered per user")
+    dlq_retention_hours: float = Field(
+        336.0, gt=0, description="retention of the dead-letter topic the worker creates"
+    )
+    poison_attempts: int = Field(
+        3, ge=1, description="a record failing this many times in a row: dead letter (internal)"
+    )
     web_host: str = Field("0.0.0.0", description="host for /metrics, /healthz, /readyz")
     # Not 0 ("any free port"): Faust's web server refuses it with a traceback at start.
     web_port: int = Field(6066, ge=1, le=65535, description="port for /metrics, /healthz, /readyz")
     log_level: LogLevel = Field("INFO", description="log level")
     log_format: LogFormat = Field("text", description="text or json")
     pseudonymize_key: SecretStr = Field(SecretStr(""), description="HMAC key for alert user ids")
+    require_pseudonymization: bool = Field(
+        False, description="refuse to start without PSEUDONYMIZE_KEY (raw ids never leave)"
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("kafka_bootstrap")
+    @field_validator("events_topic", "dlq_topic", "propensity_topic", "churn_topic", "scores_topic")
     @classmethod
-    def _check_bootstrap(cls, value: str) -> str:
-        for server in value.split(","):
-            host, sep, port = server.strip().rpartition(":")
-            if not sep or not host or not port.isdigit():
-                raise ValueError(f"{server!r} is not host:port")
+    def _check_topic(cls, value: str) -> str:
+        if value and not legal_topic(value):  # an empty scores topic means "off"
+            raise ValueError(f"not a legal Kafka topic name ({TOPIC_RULE})")
         return value
 
     @field_validator("model_dir")
@@ -93,28 +111,47 @@ class Settings(BaseSettings):
             raise ValueError("no manifest.json in it")
         return value
 
-    @field_validator("ssl_ca_file", "ssl_cert_file", "ssl_key_file")
+    @field_validator("sasl_password", "pseudonymize_key")
     @classmethod
-    def _check_file(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError("file not found")
+    def _check_secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        secret = value.get_secret_value() if value is not None else ""
+        if PLACEHOLDER.lower() in secret.lower():
+            raise ValueError(f"the {PLACEHOLDER} placeholder, not a secret")
+        short = 0 < len(secret) < MIN_PSEUDONYMIZE_KEY_CHARS
+        if info.field_name == "pseudonymize_key" and short:
+            # An HMAC key shorter than the hash (32 bytes) can be searched for; `openssl rand
+            # -hex 32` gives 64 characters.
+            raise ValueError(f"shorter than {MIN_PSEUDONYMIZE_KEY_CHARS} characters")
         return value
 
     @model_validator(mode="after")
-    def _check_security(self) -> Settings:
-        if self.security_protocol.startswith("SASL"):
-            if not self.sasl_username:
-                raise _FieldError("sasl_username", "", f"required with {self.security_protocol}")
-            if self.sasl_password is None or not self.sasl_password.get_secret_value():
-                raise _FieldError("sasl_password", "", f"required with {self.security_protocol}")
-        if (self.ssl_cert_file is None) != (self.ssl_key_file is None):
-            raise _FieldError("ssl_key_file", "", "SSL_CERT_FILE and SSL_KEY_FILE go together")
+    def _check_pseudonymization(self) -> Settings:
+        if self.require_pseudonymization and not self.has_pseudonym_key:
+            message = f"required with {env_name('require_pseudonymization')}=true"
+            raise _FieldError("pseudonymize_key", "", message)
         return self
 
     @property
-    def bootstrap_servers(self) -> list[str]:
-        """The bootstrap list as Faust wants it (``kafka://host:port`` each)."""
-        return [f"kafka://{s.strip()}" for s in self.kafka_bootstrap.split(",")]
+    def kafka(self) -> KafkaConnection:
+        """The connection part alone, for the clients (already checked: not validated again)."""
+        fields = {name: getattr(self, name) for name in KafkaConnection.model_fields}
+        return KafkaConnection.model_construct(**fields)
+
+    @property
+    def dlq_retention_ms(self) -> int:
+        """``retention.ms`` of the dead-letter topic when the worker creates it."""
+        return int(self.dlq_retention_hours * 3_600_000)
+
+    def warnings(self) -> list[str]:
+        """Accepted but unsafe choices, one line each, logged at start."""
+        out = []
+        if self.security_protocol == "SASL_PLAINTEXT" and self.sasl_mechanism == "PLAIN":
+            out.append(
+                f"{env_name('security_protocol')}=SASL_PLAINTEXT with "
+                f"{env_name('sasl_mechanism')}=PLAIN sends the password in clear text: "
+                "use SASL_SSL, or a SCRAM mechanism at least"
+            )
+        return out
 
     @property
     def has_pseudonym_key(self) -> bool:
@@ -133,13 +170,6 @@ class Settings(BaseSettings):
         return out
 
 
-class _FieldError(ValueError):
-    """A cross-field failure that still names one variable (pydantic wraps it)."""
-
-    def __init__(self, field: str, value: str, message: str) -> None:
-        super().__init__(f"{ENV_PREFIX}{field.upper()}={value}: {message}")
-
-
 def env_name(field: str) -> str:
     """The environment variable behind a settings field."""
     return f"{ENV_PREFIX}{field.upper()}"
@@ -153,14 +183,46 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     try:
         if env is None:
             return Settings()  # type: ignore[call-arg]  # fields come from the environment
-        values = {
-            k[len(ENV_PREFIX) :].lower(): v
-            for k, v in env.items()
-            if k.upper().startswith(ENV_PREFIX)
-        }
-        return Settings.model_validate(values)
+        return Settings.model_validate(_prefixed(env))
     except ValidationError as exc:
         raise SettingsError(_one_line(exc)) from None
+
+
+def load_kafka(
+    bootstrap: str | None = None, env: Mapping[str, str] | None = None
+) -> KafkaConnection:
+    """The Kafka connection of a command-line tool: ``--bootstrap`` over the ``CLICKSCORE_*`` ones.
+
+    Checked by the same rules as the worker's settings; a bad value raises :class:`SettingsError`
+    naming the option or variable.
+    """
+    values = _prefixed(os.environ if env is None else env)
+    if bootstrap:
+        values["kafka_bootstrap"] = bootstrap
+    try:
+        return KafkaConnection.model_validate(values)
+    except ValidationError as exc:
+        line = _one_line(exc)
+        if bootstrap:
+            line = line.replace(env_name("kafka_bootstrap") + "=", "--bootstrap=", 1)
+        raise SettingsError(line) from None
+
+
+def legal_topic(name: str) -> bool:
+    """Kafka's topic-name rule, checked at start rather than on the first produce."""
+    return bool(_LEGAL_TOPIC.fullmatch(name)) and name not in (".", "..")
+
+
+def default(field: str) -> Any:
+    """A setting's default (the tools share the worker's topic names from here)."""
+    return Settings.model_fields[field].default
+
+
+def _prefixed(env: Mapping[str, str]) -> dict[str, Any]:
+    # CLICKSCORE_KAFKA_BOOTSTRAP -> kafka_bootstrap (pydantic-settings' own mapping, for a dict).
+    return {
+        k[len(ENV_PREFIX) :].lower(): v for k, v in env.items() if k.upper().startswith(ENV_PREFIX)
+    }
 
 
 def _one_line(exc: ValidationError) -> str:

@@ -9,37 +9,40 @@ old timestamps work: one late event an hour after the rest makes everybody else 
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from pathlib import Path
 
 import pytest
-from kafka_io import consume, produce
-from worker_artifacts import T0_MS, keyed, make_artifact, make_events
-from worker_process import WorkerProcess, counter, worker_env
 
 import schemas
 from schemas.event import Event
+from tests.e2e.worker_process import WorkerFactory, WorkerProcess, counter
+from tests.kafka_io import consume, produce, produce_at
+from tests.worker_artifacts import T0_MS, keyed, make_artifact, make_events
 from worker.core.alerts import alert_id
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
-def test_sweep_alerts_idle_users_once(kafka_bootstrap: str, tmp_path: Path) -> None:
+def _sweeping_worker(tmp_path: Path, worker_factory: WorkerFactory) -> WorkerProcess:
+    """A worker whose churn head reads only silence, sweeping every second, idle after 10 min."""
     model = tmp_path / "model"
     make_artifact(model, seed=3, thresholds={"propensity": 1.0, "churn": 0.5},
                   model_version="sweepy", churn_from_silence=True)  # fmt: skip
-    tag = uuid.uuid4().hex[:8]
-    topics = {"events_topic": f"ev-{tag}", "dlq_topic": f"dlq-{tag}"}
-    topics |= {"propensity_topic": f"p-{tag}", "churn_topic": f"c-{tag}"}
-    env = worker_env(
-        kafka_bootstrap, model, tmp_path / "data", group_id=f"cs-{tag}", partitions=2,
-        churn_sweep_interval_seconds=1, churn_idle_seconds=600, **topics,
-    )  # fmt: skip
+    return worker_factory.start(
+        model, partitions=2, churn_sweep_interval_seconds=1, churn_idle_seconds=600, scores_topic=""
+    )
+
+
+def test_sweep_alerts_idle_users_once(
+    kafka_bootstrap: str, tmp_path: Path, worker_factory: WorkerFactory
+) -> None:
+    topics = worker_factory.topics
     events = make_events(200, users=12, seed=8)  # T0 .. T0 + 199 s
     late = Event(event_id="late-1", user_id="late-user", event_type="view", ts_ms=T0_MS + 3_600_000)
-    worker = WorkerProcess(env, tmp_path / "worker.log")
+    worker = _sweeping_worker(tmp_path, worker_factory)
     try:
-        worker.wait_ready()
         produce(kafka_bootstrap, topics["events_topic"], keyed(events))
         # The late event only once every other one is applied: sent together, it may be applied
         # first (another partition), move the clock an hour on, and let the sweep alert users
@@ -71,3 +74,36 @@ def test_sweep_alerts_idle_users_once(kafka_bootstrap: str, tmp_path: Path) -> N
         assert doc["alert_id"] == alert_id("churn", user, "sweep", last[user].event_id)
         assert doc["idle_seconds"] >= 3_600 - 200
     assert {d["user_id"] for d in docs} == idle_users
+
+
+def test_a_producer_clock_hours_fast_floods_no_churn_alerts(
+    kafka_bootstrap: str, tmp_path: Path, worker_factory: WorkerFactory
+) -> None:
+    """The skewed event passes the 24 h check but must not move the sweep's clock past the wall."""
+    topics = worker_factory.topics
+    now_ms = int(time.time() * 1000)
+    events = [  # users active right now, by the wall clock
+        Event(event_id=f"n{i}", user_id=f"u{i % 12}", event_type="view", ts_ms=now_ms - 1000 + i)
+        for i in range(60)
+    ]
+    # A producer whose clock runs two hours ahead. The broker refuses a CreateTime over an hour
+    # ahead (log.message.timestamp.after.max.ms), so its record timestamp is 50 minutes ahead;
+    # the event time is within the 24 h the worker allows past the record timestamp.
+    fast_ms = now_ms + 2 * 3_600_000
+    created_ms = now_ms + 50 * 60_000
+    skewed = Event(event_id="fast-1", user_id="fast-user", event_type="view", ts_ms=fast_ms)
+    worker = _sweeping_worker(tmp_path, worker_factory)
+    try:
+        produce(kafka_bootstrap, topics["events_topic"], keyed(events))
+        produce_at(kafka_bootstrap, topics["events_topic"], keyed([skewed]), created_ms)
+        m = worker.wait_metric(
+            lambda m: counter(m, "clickscore_events_scored_total") >= len(events) + 1
+        )
+        sweeps = m["clickscore_churn_sweep_duration_seconds_count"]
+        m = worker.wait_metric(
+            lambda m: m["clickscore_churn_sweep_duration_seconds_count"] >= sweeps + 3
+        )
+    finally:
+        assert worker.stop() == 0, worker.log_tail()
+    assert counter(m, "clickscore_events_dead_lettered_total") == 0  # it was a valid event
+    assert counter(m, "clickscore_alerts_emitted_total") == 0  # before the fix: 12, all sweep

@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from worker_artifacts import copy_artifact, make_artifact, shared_artifact
 
+from tests.worker_artifacts import copy_artifact, make_artifact, shared_artifact
+from training.artifact import ArtifactError
 from training.featurizer import FEATURE_DIM, FEATURIZER_VERSION
-from worker.core.model_store import ModelError, ModelStore, load_model
+from worker.core.model_store import ModelStore, load_model
 
 
 @pytest.fixture
@@ -43,9 +44,32 @@ def _corrupt_onnx(d: Path) -> None:
     _edit_manifest(d, lambda m: m["files"]["model.onnx"].update(sha256=digest))
 
 
+def _nan_weights(d: Path) -> None:
+    # A diverged training run: the step graph loads and has the right inputs, but scores NaN.
+    import hashlib
+
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(d / "model.onnx")
+    for init in graph.graph.initializer:
+        array = numpy_helper.to_array(init)
+        if array.dtype == np.float32 and array.size > 1:
+            init.CopyFrom(numpy_helper.from_array(np.full_like(array, np.nan), init.name))
+    onnx.save(graph, d / "model.onnx")
+    digest = hashlib.sha256((d / "model.onnx").read_bytes()).hexdigest()
+    _edit_manifest(d, lambda m: m["files"]["model.onnx"].update(sha256=digest))
+
+
 BROKEN: dict[str, tuple[Callable[[Path], object], str]] = {
+    "nan threshold": (
+        lambda d: _edit_manifest(d, lambda m: m["thresholds"].update(churn=float("nan"))),
+        "threshold churn is nan, not a finite number",
+    ),
+    "nan weights": (_nan_weights, "trial run at batch 1: p_purchase gave"),
     "bad sha256": (lambda d: (d / "churn_head.onnx").write_bytes(b"tampered"), "sha256"),
-    "missing file": (lambda d: (d / "model_seq.onnx").unlink(), "cannot read"),
+    "missing file": (lambda d: (d / "model_seq.onnx").unlink(), "listed in the manifest but"),
     "corrupt onnx": (_corrupt_onnx, "onnxruntime cannot load"),
     "featurizer version": (
         lambda d: _edit_manifest(d, lambda m: m.update(featurizer_version=FEATURIZER_VERSION + 1)),
@@ -72,7 +96,7 @@ BROKEN: dict[str, tuple[Callable[[Path], object], str]] = {
 def test_broken_artifact_is_refused_with_a_clear_error(artifact: Path, kind: str) -> None:
     breaker, words = BROKEN[kind]
     breaker(artifact)
-    with pytest.raises(ModelError, match=words):
+    with pytest.raises(ArtifactError, match=words):
         load_model(artifact)
 
 

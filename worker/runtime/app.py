@@ -8,7 +8,7 @@ The agent is thin (see worker/core/micro_batch.py for the logic). Two Faust fact
   batch, so writing another user's key would land in the wrong changelog partition (and a
   restart would restore it into the wrong partition db, or another worker would own it). Before
   every table read and write we set the current event to *that user's* event
-  (:func:`_as_current`).
+  (``faust_private.make_current``).
 * **When offsets are committed.** ``take_events`` disables auto-ack and acks the whole batch only
   when the ``async for`` body asks for the next batch (faust/streams.py ``take_events``: the
   ``finally`` after ``yield``). Faust commits only acked offsets, and before committing it flushes
@@ -16,35 +16,33 @@ The agent is thin (see worker/core/micro_batch.py for the logic). Two Faust fact
   dead letters, re-keys and alerts of a batch are on the broker before its offsets are committed:
   at-least-once. The body below has no ``await`` between reading the batch and queueing every
   send (all ``send_soon``), so a shutdown cannot interrupt a batch half-way; if processing raises,
-  the process exits at once (:func:`_die`) so that ``take_events``' ``finally`` cannot ack (and a
-  later commit cannot cover) events whose state was not written.
+  the batch is run again record by record (worker/core/poison.py): a record that fails
+  ``POISON_ATTEMPTS`` times in a row becomes a dead letter (``internal``); before that the process
+  exits at once (``faust_private.exit_without_ack``) so that ``take_events``' ``finally`` cannot
+  ack (and a later commit cannot cover) events whose state was not written.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
-import ssl
 import time
-import weakref
 from collections.abc import Sequence
 from typing import Any
 
 import faust
 import msgspec
-from faust.streams import _current_event
 from faust.types import EventT
 
+from worker.core.deadletter import dead_letter_key
 from worker.core.micro_batch import BatchResult, Record, process_batch
 from worker.core.model_store import ModelStore
+from worker.core.poison import settle
 from worker.core.state import decode_state, encode_state
-from worker.core.sweep import sweep
 from worker.metrics import Metrics
-from worker.runtime import preload, producer_flush
+from worker.runtime import faust_private, preload, send_guard
 from worker.runtime.context import Runtime
-from worker.runtime.health import add_health
-from worker.runtime.topics import admin_config
+from worker.runtime.health import add_health, web_options
+from worker.runtime.timers import add_churn_sweep, add_model_poll
 from worker.settings import Settings
 
 log = logging.getLogger("worker")
@@ -52,49 +50,35 @@ TABLE_NAME = "user-state"
 _json = msgspec.json.Encoder()
 
 
-def _as_current(event: EventT) -> None:
-    # Make ``event`` Faust's current event so the table picks *its* partition (see module doc).
-    _current_event.set(weakref.ref(event))
-
-
-def _die(exc: BaseException) -> None:
-    # Exit without Faust's orderly stop, which would ack and commit the failed batch.
-    log.critical(
-        "batch processing failed, exiting so the batch is redelivered: %r", exc, exc_info=exc
-    )
-    logging.shutdown()
-    os._exit(70)
-
-
-def credentials(settings: Settings) -> Any:
-    """Faust broker credentials for the security protocol (None for PLAINTEXT)."""
-    proto = settings.security_protocol
-    if proto == "PLAINTEXT":
-        return None
-    context = None
-    if proto in ("SSL", "SASL_SSL"):
-        context = ssl.create_default_context(
-            cafile=str(settings.ssl_ca_file) if settings.ssl_ca_file else None
-        )
-        if settings.ssl_cert_file and settings.ssl_key_file:
-            context.load_cert_chain(str(settings.ssl_cert_file), str(settings.ssl_key_file))
-    if proto == "SSL":
-        return faust.SSLCredentials(context)
-    password = settings.sasl_password.get_secret_value() if settings.sasl_password else ""
-    return faust.SASLCredentials(
-        username=settings.sasl_username,
-        password=password,
-        mechanism=settings.sasl_mechanism,
-        ssl_context=context,
-    )
-
-
 def build_app(settings: Settings, store: ModelStore, metrics: Metrics) -> faust.App:
     """The Faust app for ``settings`` (topics, table, agent, timers, web routes)."""
-    app = faust.App(
+    app = _faust_app(settings)
+    rt = Runtime(settings, store, metrics)
+    events, outputs = _topics(app, settings)
+    table = app.Table(
+        TABLE_NAME,
+        default=None,
+        partitions=settings.partitions,
+        # bytes -> Faust picks the "raw" codec for both (any other type means JSON).
+        key_type=bytes,
+        value_type=bytes,
+    )
+    if settings.store == "rocksdb://" and settings.changelog_preload:
+        # Faust restores ~3k records/s; confluent-kafka reads the changelog far faster.
+        preload.install(table, settings.kafka.librdkafka())
+    _add_agent(app, rt, table, events, outputs)
+    add_model_poll(app, rt)
+    add_churn_sweep(app, rt, table, outputs["churn"])
+    add_health(app, rt)
+    return app
+
+
+def _faust_app(settings: Settings) -> faust.App:
+    """The app itself: broker, store, web server and producer settings."""
+    return faust.App(
         settings.group_id,
-        broker=settings.bootstrap_servers,
-        broker_credentials=credentials(settings),
+        broker=settings.kafka.faust_broker(),
+        broker_credentials=settings.kafka.faust_credentials(),
         store=settings.store,
         datadir=str(settings.data_dir),
         topic_partitions=settings.partitions,
@@ -109,8 +93,12 @@ def build_app(settings: Settings, store: ModelStore, metrics: Metrics) -> faust.
         # lets aiokafka send them in a handful of requests instead of one request per record.
         producer_linger=0.005,
         producer_max_batch_size=256 * 1024,
+        **web_options(),
     )
-    rt = Runtime(settings, store, metrics)
+
+
+def _topics(app: faust.App, settings: Settings) -> tuple[Any, dict[str, Any]]:
+    """The events topic and the output topics by kind (raw bytes both ways)."""
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes}
     raw |= {"key_serializer": "raw", "value_serializer": "raw"}
     events = app.topic(settings.events_topic, partitions=settings.partitions, **raw)
@@ -121,27 +109,25 @@ def build_app(settings: Settings, store: ModelStore, metrics: Metrics) -> faust.
     }
     if settings.scores_topic:
         outputs["scores"] = app.topic(settings.scores_topic, **raw)
-    table = app.Table(
-        TABLE_NAME,
-        default=None,
-        partitions=settings.partitions,
-        # bytes -> Faust picks the "raw" codec for both (any other type means JSON).
-        key_type=bytes,
-        value_type=bytes,
-    )
-    if settings.store == "rocksdb://" and settings.changelog_preload:
-        # Faust restores ~3k records/s; confluent-kafka reads the changelog far faster.
-        preload.install(table, admin_config(settings))
+    return events, outputs
+
+
+def _add_agent(
+    app: faust.App, rt: Runtime, table: Any, events: Any, outputs: dict[str, Any]
+) -> None:
+    """The events agent, and the start-up task that readies the producer for its batches."""
+    settings = rt.settings
 
     @app.task
     async def declare_outputs() -> None:
         # Faust pauses the stream whenever >100 sends are buffered (ProducerBuffer.max_messages),
         # and one batch queues a changelog write per user plus alerts/scores: let a few batches in.
-        app.producer.buffer.max_messages = max(100, 4 * settings.batch_size)
+        faust_private.raise_send_buffer_limit(app.producer.buffer, 4 * settings.batch_size)
         # Faust's flush can return with sends still buffered, and offsets are committed right
-        # after it: see worker/runtime/producer_flush.py (a commit then covered events never
-        # scored).
-        producer_flush.install(app.producer.buffer)
+        # after it (a commit then covered events never scored).
+        faust_private.install_full_flush(app.producer.buffer)
+        # A send the broker refuses for good stops the worker before the commit (send_guard.py).
+        send_guard.install(app)
         for topic in outputs.values():
             await topic.maybe_declare()
 
@@ -153,68 +139,7 @@ def build_app(settings: Settings, store: ModelStore, metrics: Metrics) -> faust.
             try:
                 _process(rt, table, events, outputs, batch)
             except Exception as exc:
-                _die(exc)
-
-    @app.timer(settings.model_poll_seconds)
-    async def poll_model() -> None:
-        # Loading runs in a thread; the agent reads ``store.current`` once per batch, so the swap
-        # lands between batches and no event is dropped.
-        try:
-            found = await asyncio.get_running_loop().run_in_executor(None, store.poll)
-        except Exception:  # e.g. the directory vanished: keep serving, say so, try again later
-            log.exception("model poll failed, still serving %s", store.current.version)
-            return
-        if found is None:
-            return
-        result, detail = found
-        metrics.model_loads.labels(result).inc()
-        if result == "ok":
-            model = store.current
-            metrics.set_model(model.version, model.featurizer_version, model.scorer.provider)
-            log.info("model loaded: %s (hot swap)", model.version)
-        else:
-            log.error("model refused, still serving %s: %s", store.current.version, detail)
-
-    @app.timer(settings.churn_sweep_interval_seconds)
-    async def churn_sweep() -> None:
-        try:
-            _sweep(rt, table, outputs["churn"])
-        except Exception:  # the sweep is best effort: a failure must not stop event scoring
-            log.exception("churn sweep failed")
-
-    def _sweep(rt: Runtime, table: Any, churn_topic: Any) -> None:
-        now_ms = rt.clock.now_ms()
-        if now_ms is None:
-            return
-        started = time.perf_counter()
-        items = (
-            (k.decode("utf-8"), s) for k, v in table.items() if (s := decode_state(v)) is not None
-        )
-        result = sweep(
-            items,
-            now_ms=now_ms,
-            idle_ms=int(settings.churn_idle_seconds * 1000),
-            model=store.current,
-            cfg=rt.cfg,
-            alerted=rt.swept,
-            batch_size=settings.batch_size,
-        )
-        for emit in result.alerts:
-            churn_topic.send_soon(key=emit.key.encode("utf-8"), value=_json.encode(emit.doc))
-            metrics.alerts_emitted.labels("churn", "sweep").inc()
-        rt.users_local = result.users
-        metrics.users_in_state.set(result.users)
-        metrics.churn_sweep_duration.observe(time.perf_counter() - started)
-        if result.alerts:
-            log.info(
-                "churn sweep: %d users, %d re-scored, %d alerts",
-                result.users,
-                result.rescored,
-                len(result.alerts),
-            )
-
-    add_health(app, rt)
-    return app
+                faust_private.exit_without_ack(exc)
 
 
 def _process(
@@ -230,17 +155,27 @@ def _process(
     m.events_consumed.inc(len(records))
 
     def load(user: str, index: int) -> Any:
-        _as_current(batch[index])
+        faust_private.make_current(batch[index])
         return decode_state(table.get(user.encode("utf-8")))
 
     model = rt.store.current  # read once: a hot swap lands between batches
-    result = process_batch(records, load, model, rt.cfg)
+    try:
+        result = process_batch(records, load, model, rt.cfg)
+    except Exception as exc:
+        # Nothing is written yet: find the record(s) at fault (worker/core/poison.py). BatchFailed
+        # (retries left) goes up to the agent, which exits so the batch is redelivered.
+        log.warning("batch failed, retrying it record by record: %r", exc)
+        result, failed = settle(records, load, model, rt.cfg, rt.strikes)
+        for index, error in failed:
+            rec = records[index]
+            log.error("poison record %s[%d]@%d: %r", rec.topic, rec.partition, rec.offset, error)
     for user, (state, index) in result.writes.items():
-        _as_current(batch[index])  # this user's own event: its partition (see module doc)
+        # This user's own event: its partition (see module doc).
+        faust_private.make_current(batch[index])
         table[user.encode("utf-8")] = encode_state(state)
         if state.ctx.last_ts_ms is not None:
             rt.clock.observe(state.ctx.last_ts_ms)
-    _as_current(batch[-1])
+    faust_private.make_current(batch[-1])
     _send(rt, records, events_topic, outputs, result)
     _count(rt, result)
 
@@ -254,7 +189,7 @@ def _send(
 ) -> None:
     for dead in result.dead_letters:
         rec = records[dead.index]
-        outputs["dlq"].send_soon(key=rec.key, value=_json.encode(dead.doc))
+        outputs["dlq"].send_soon(key=dead_letter_key(rec.key), value=_json.encode(dead.doc))
         log.info(
             "dead letter %s: %s[%d]@%d: %s",
             dead.reason,

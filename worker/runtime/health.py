@@ -1,7 +1,13 @@
 """Health for operators: ``/metrics``, ``/healthz``, ``/readyz`` and the readiness/lag timer.
 
 Served by Faust's own web server (``@app.page``) on WEB_HOST:WEB_PORT. Ready means: partitions of
-the events topic assigned, table recovery done, a model loaded (the process cannot run without).
+the events topic assigned, no rebalance (table recovery included) under way since the last one
+ended, a model loaded (the process cannot run without).
+
+Only these three paths are served. Faust's built-in routes would answer too, unauthenticated:
+``/table/<name>/<key>/`` returns a user's stored state, ``/router/...`` the host that holds it.
+:func:`web_options` turns Faust's built-ins off and adds a middleware that answers 404 for any
+other path, so a route a later Faust version adds stays closed as well.
 """
 
 from __future__ import annotations
@@ -10,17 +16,69 @@ import logging
 from typing import Any
 
 import faust
+from aiohttp import web as aioweb
+from faust.sensors import Sensor
 
 from worker.runtime.context import Runtime
+from worker.runtime.faust_private import committed_offset
 
 log = logging.getLogger("worker")
 LAG_INTERVAL_SECONDS = 2.0  # how stale /readyz and clickscore_consumer_lag may be
+SERVED_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
+
+
+@aioweb.middleware
+async def only_served_paths(request: aioweb.Request, handler: Any) -> aioweb.StreamResponse:
+    """404 for every path but :data:`SERVED_PATHS`, whatever routes Faust registered."""
+    if request.path not in SERVED_PATHS:
+        raise aioweb.HTTPNotFound()
+    response: aioweb.StreamResponse = await handler(request)
+    return response
+
+
+def web_options() -> dict[str, Any]:
+    """``faust.App`` keyword arguments: Faust's own routes off, the path allowlist on."""
+    return {
+        "web_router_enabled": False,  # /router/...: which host holds a key
+        "web_tables_enabled": False,  # /table/...: a key's stored value
+        "web_stats_enabled": False,  # / and /assignment/: sensors, partitions
+        "web_graph_enabled": False,
+        "web_metrics_enabled": False,  # /performance/
+        "web_application_options": {"middlewares": [only_served_paths]},
+    }
+
+
+class RebalanceSensor(Sensor):
+    """Whether a rebalance is under way, from Faust's public sensor hooks.
+
+    Faust calls ``on_rebalance_start`` when partitions are revoked and ``on_rebalance_end`` only
+    after its table recovery finished ("Worker ready", faust/tables/recovery.py), so between the
+    two the worker may still be restoring state from the changelog. (Faust's
+    ``recovery.completed`` is set after the first recovery and never cleared: the recovery bench
+    saw a 100k-user handover "ready" in 2 s with it.)
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.settled = False  # a rebalance ended, and none started since
+
+    def on_rebalance_start(self, app: Any) -> dict[str, Any]:
+        """Not ready until this rebalance and its recovery end."""
+        self.settled = False
+        return super().on_rebalance_start(app)
+
+    def on_rebalance_end(self, app: Any, state: dict[str, Any]) -> None:
+        """Recovery done: the assigned partitions hold their state."""
+        self.settled = True
+        super().on_rebalance_end(app, state)
 
 
 def add_health(app: faust.App, rt: Runtime) -> None:
     """Register the web routes and the timer that keeps readiness and lag current."""
     metrics, store = rt.metrics, rt.store
     events_topic = rt.settings.events_topic
+    rebalance = RebalanceSensor()
+    app.sensors.add(rebalance)
 
     @app.timer(LAG_INTERVAL_SECONDS)
     async def watch_partitions() -> None:
@@ -32,20 +90,12 @@ def add_health(app: faust.App, rt: Runtime) -> None:
             log.info("partitions assigned: %s", ", ".join(sorted(names)) or "(none)")
             metrics.consumer_lag.clear()
         for tp in tps:
-            # Faust's own record of what it committed (None until the first commit).
-            committed = consumer._committed_offset.get(tp) or 0  # type: ignore[attr-defined]
+            committed = committed_offset(consumer, tp) or 0
             end = consumer.highwater(tp)  # None until the first fetch from this partition
             if end is None:
                 continue
             metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, end - committed))
-        recovery = app.tables.recovery  # type: ignore[attr-defined]
-        # Faust sets ``completed`` after the first recovery and never clears it, so on its own it
-        # said "ready" while a rebalance was still restoring partitions from the changelog (the
-        # recovery bench saw a 100k-user handover "ready" in 2 s); also require that no rebalance
-        # or recovery is under way.
-        recovered = recovery.completed.is_set() and not recovery.in_recovery
-        recovered = recovered and not app.rebalancing
-        metrics.ready.set(1 if (tps and recovered) else 0)
+        metrics.ready.set(1 if (tps and rebalance.settled) else 0)
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:

@@ -23,16 +23,11 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, 
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
-from worker.settings import SettingsError
-from worker.tools.kafka_config import (
-    bootstrap_servers,
-    check_reachable,
-    check_topic,
-    client_config,
-)
+from worker.settings import SettingsError, default, env_name, load_kafka
+from worker.tools.kafka_config import BOOTSTRAP_SOURCE, check_reachable, check_topic
 
-DEFAULT_TOPICS: Final = ("alerts.propensity", "alerts.churn")
 LIVE_ROWS: Final = 25  # newest alerts kept on screen in --follow mode
 _decoder: Final = msgspec.json.Decoder(dict[str, Any])
 
@@ -84,8 +79,8 @@ def _topics(args: argparse.Namespace) -> list[str]:
     if args.topics:
         return list(args.topics)
     return [
-        os.environ.get("CLICKSCORE_PROPENSITY_TOPIC") or DEFAULT_TOPICS[0],
-        os.environ.get("CLICKSCORE_CHURN_TOPIC") or DEFAULT_TOPICS[1],
+        os.environ.get(env_name(field)) or default(field)
+        for field in ("propensity_topic", "churn_topic")
     ]
 
 
@@ -95,14 +90,14 @@ def _start(args: argparse.Namespace) -> tuple[Consumer, set[tuple[str, int]]]:
         raise SettingsError(f"--limit={args.limit}: must be >= 1")
     if args.duration is not None and not args.duration > 0:
         raise SettingsError(f"--duration={args.duration}: must be > 0")
-    bootstrap = bootstrap_servers(args.bootstrap)
+    connection = load_kafka(args.bootstrap)
     config: dict[str, Any] = {
-        **client_config(bootstrap),
+        **connection.librdkafka(),
         "group.id": f"clickscore-alerts-view-{uuid.uuid4().hex[:8]}",  # required by librdkafka only
         "enable.auto.commit": False,
         "enable.partition.eof": True,
     }
-    check_reachable(client_config(bootstrap), "--bootstrap / CLICKSCORE_KAFKA_BOOTSTRAP")
+    check_reachable(connection, BOOTSTRAP_SOURCE)
     for topic in _topics(args):
         check_topic(topic, "--topics")
     consumer = Consumer(config)
@@ -241,7 +236,7 @@ def _table(alerts: list[dict[str, Any]], title: str) -> Table:
         table.add_column(column, justify="right" if column in ("score", "threshold") else "left")
     for a in alerts:
         style = "green" if a.get("alert_type") == "propensity" else "magenta"
-        table.add_row(
+        cells = (
             str(a.get("alert_type")),
             str(a.get("user_id"))[:24],
             _fmt(a.get("score")),
@@ -250,8 +245,10 @@ def _table(alerts: list[dict[str, Any]], title: str) -> Table:
             str(a.get("trigger")),
             str(a.get("event_time")),
             _age(a.get("emitted_at"), now),
-            style=style,
         )
+        # Text, not str: rich reads a str cell as markup, and a raw user id such as "[/]" broke
+        # the table (MarkupError) or restyled it.
+        table.add_row(*(Text(cell) for cell in cells), style=style)
     return table
 
 

@@ -22,16 +22,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from schemas.event import Event, encode_event
 from training.datasets import FORMATS, read_events  # import-light by design: no torch
-from worker.settings import SettingsError
+from worker.settings import SettingsError, default, load_kafka
 from worker.tools.kafka_config import (
-    bootstrap_servers,
+    BOOTSTRAP_SOURCE,
     check_reachable,
     check_topic,
-    client_config,
     producer_config,
 )
 
-DEFAULT_TOPIC: Final = "clickstream.events"
 FLUSH_TIMEOUT_S: Final = 60.0
 
 
@@ -159,10 +157,11 @@ def _start(args: argparse.Namespace) -> tuple[Producer, str]:
     if args.limit is not None and args.limit < 0:
         raise SettingsError(f"--limit={args.limit}: must be >= 0")
     topic_name = "--topic" if args.topic else "CLICKSCORE_EVENTS_TOPIC"
-    topic = check_topic(args.topic or os.environ.get(topic_name) or DEFAULT_TOPIC, topic_name)
-    bootstrap = bootstrap_servers(args.bootstrap)
-    config = producer_config(bootstrap)
-    check_reachable(client_config(bootstrap), "--bootstrap / CLICKSCORE_KAFKA_BOOTSTRAP")
+    chosen = args.topic or os.environ.get(topic_name) or default("events_topic")
+    topic = check_topic(chosen, topic_name)
+    connection = load_kafka(args.bootstrap)
+    config = producer_config(connection)
+    check_reachable(connection, BOOTSTRAP_SOURCE)
     producer = Producer(config)
     return producer, topic
 
