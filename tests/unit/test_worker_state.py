@@ -5,8 +5,9 @@ from __future__ import annotations
 import msgspec
 import numpy as np
 
-from training.featurizer import FeatureContext
+from training.featurizer import FEATURIZER_VERSION, FeatureContext
 from worker.core.state import (
+    STATE_FORMAT,
     AlertArm,
     UserState,
     decode_state,
@@ -46,6 +47,13 @@ def test_unreadable_or_missing_value_is_a_new_user() -> None:
     assert decode_state(b"\xff\x00garbage") is None
     other_format = msgspec.structs.replace(_state(), format=999)
     assert decode_state(encode_state(other_format)) is None
+
+
+def test_a_state_written_by_the_previous_featurizer_is_reset() -> None:
+    # Format 1 is what every worker wrote before featurizer v2 (its context lacks the aggregates).
+    written_by_v1 = msgspec.structs.replace(_state(), format=1)
+    assert decode_state(encode_state(written_by_v1)) is None
+    assert STATE_FORMAT % 1000 == FEATURIZER_VERSION
 
 
 def test_dedup_window_keeps_the_last_n_ids() -> None:

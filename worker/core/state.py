@@ -20,9 +20,13 @@ import msgspec
 import numpy as np
 
 from schemas.event import MAX_TS_MS, MIN_TS_MS
-from training.featurizer import FeatureContext
+from training.featurizer import FEATURIZER_VERSION, FeatureContext
 
-STATE_FORMAT = 1  # bump on an incompatible change of UserState; old records are then reset
+STATE_LAYOUT = 1  # bump on an incompatible change of UserState's fields
+# The feature context inside is the featurizer's own: one written by another featurizer version
+# would feed wrong running aggregates (new fields decode as zeros), so a featurizer bump resets
+# stored users too. Old records of either kind are then treated as new users.
+STATE_FORMAT = STATE_LAYOUT * 1000 + FEATURIZER_VERSION
 _SCORE_ROW_BYTES = 8  # one float32 (p_purchase, p_churn) row per recent event id
 MAX_RECENT_ALERTS = 8  # alerts kept to re-send when their triggering event is redelivered
 
