@@ -11,7 +11,7 @@ import importlib
 import logging
 import sys
 
-from worker.settings import SettingsError, load_settings, settings_help
+from worker.settings import SettingsError, load_settings, settings_help, unknown_variables
 
 EXIT_BAD_SETTINGS = 2
 EXIT_BAD_MODEL = 3
@@ -22,10 +22,13 @@ log = logging.getLogger("worker")
 
 def run_worker(args: argparse.Namespace) -> int:
     """Start the Faust worker; returns only on a start-up error (else Faust exits the process)."""
+    unknown = unknown_variables()
     try:
         settings = load_settings()
     except SettingsError as exc:
         print(f"clickscore worker: bad setting: {exc}", file=sys.stderr)
+        for warning in unknown:  # a misspelt name is often why a setting looks missing
+            print(f"clickscore worker: warning: {warning}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
     # Heavy imports after the settings check, so a bad setting fails fast.
     import faust
@@ -38,6 +41,18 @@ def run_worker(args: argparse.Namespace) -> int:
     from worker.topics import TopicError, ensure_topics
 
     configure(settings.log_level, settings.log_format)
+    for warning in unknown:
+        log.warning("%s", warning)
+    try:
+        # Faust creates only the last level of its data dir: a fresh checkout has no ./var yet.
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(
+            f"clickscore worker: bad setting: CLICKSCORE_DATA_DIR={settings.data_dir}: "
+            f"cannot create it ({exc.strerror})",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_SETTINGS
     metrics = Metrics.create(CollectorRegistry())
     try:
         store = ModelStore.open(settings.model_dir)

@@ -1,11 +1,16 @@
 """The worker's one frozen settings object, read from ``CLICKSCORE_*`` environment variables.
 
-Every field, default and meaning mirrors the table in docs/contracts.md. A bad value stops the
-process at start with one line naming the variable (:func:`load_settings`), never a traceback.
+Every field, default and meaning mirrors the table in docs/contracts.md. Bad values stop the
+process at start with one line naming every bad variable (:func:`load_settings`), never a
+traceback; a ``CLICKSCORE_*`` variable that is no setting gets a "did you mean" warning
+(:func:`unknown_variables`), since a typo would otherwise be silently ignored.
 """
 
 from __future__ import annotations
 
+import difflib
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,6 +18,18 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "CLICKSCORE_"
+# CLICKSCORE_* variables read by deploy/local/kafka.sh, not by the worker: never "unknown".
+OTHER_VARIABLES = frozenset(
+    f"{ENV_PREFIX}{name}"
+    for name in (
+        "CACHE",
+        "KAFKA_PORT",
+        "KAFKA_CONTROLLER_PORT",
+        "KAFKA_START_TIMEOUT",
+        "KAFKA_JVM_OPTS",
+        "PYTHON",
+    )
+)
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
@@ -102,13 +119,16 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_security(self) -> Settings:
+        problems: list[str] = []
         if self.security_protocol.startswith("SASL"):
             if not self.sasl_username:
-                raise _FieldError("sasl_username", "", f"required with {self.security_protocol}")
+                problems.append(_named("sasl_username", f"required with {self.security_protocol}"))
             if self.sasl_password is None or not self.sasl_password.get_secret_value():
-                raise _FieldError("sasl_password", "", f"required with {self.security_protocol}")
+                problems.append(_named("sasl_password", f"required with {self.security_protocol}"))
         if (self.ssl_cert_file is None) != (self.ssl_key_file is None):
-            raise _FieldError("ssl_key_file", "", "SSL_CERT_FILE and SSL_KEY_FILE go together")
+            problems.append(_named("ssl_key_file", "SSL_CERT_FILE and SSL_KEY_FILE go together"))
+        if problems:
+            raise _FieldError(problems)
         return self
 
     @property
@@ -134,10 +154,15 @@ class Settings(BaseSettings):
 
 
 class _FieldError(ValueError):
-    """A cross-field failure that still names one variable (pydantic wraps it)."""
+    """Cross-field failures, each already naming its variable (pydantic wraps the exception)."""
 
-    def __init__(self, field: str, value: str, message: str) -> None:
-        super().__init__(f"{ENV_PREFIX}{field.upper()}={value}: {message}")
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+
+
+def _named(field: str, message: str) -> str:
+    # Cross-field checks name an unset variable, so its value is shown empty.
+    return f"{env_name(field)}=: {message}"
 
 
 def env_name(field: str) -> str:
@@ -146,7 +171,7 @@ def env_name(field: str) -> str:
 
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
-    """Read and validate settings, or raise :class:`SettingsError` naming the variable.
+    """Read and validate settings, or raise :class:`SettingsError` naming every bad variable.
 
     ``env`` replaces ``os.environ`` (tests); values are looked up with the ``CLICKSCORE_`` prefix.
     """
@@ -164,8 +189,12 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
 
 
 def _one_line(exc: ValidationError) -> str:
-    # The first error is enough: the operator fixes it and the next start names the next one.
-    err = exc.errors(include_url=False)[0]
+    # Every problem at once, "; "-separated: fixing one and restarting to meet the next is slow.
+    return "; ".join(_describe(err) for err in exc.errors(include_url=False))
+
+
+def _describe(err: Any) -> str:
+    """One pydantic error as ``CLICKSCORE_VAR=value: what is wrong``."""
     loc = err.get("loc") or ()
     ctx_error = (err.get("ctx") or {}).get("error")
     if isinstance(ctx_error, _FieldError):
@@ -200,6 +229,31 @@ def _friendly(message: str) -> str:
         if message.startswith(old):
             return new + message[len(old) :]
     return message
+
+
+def known_variables() -> frozenset[str]:
+    """Every ``CLICKSCORE_*`` name the worker or the local broker script reads."""
+    return frozenset(env_name(name) for name in Settings.model_fields) | OTHER_VARIABLES
+
+
+def unknown_variables(env: Mapping[str, str] | None = None) -> list[str]:
+    """A warning per ``CLICKSCORE_*`` variable nothing reads, with a "did you mean" if one is near.
+
+    Settings ignore unknown variables, so ``CLICKSCORE_BATCHSIZE=10`` would quietly leave the
+    batch size at its default; saying so at start turns a silent typo into a one-line fix.
+    """
+    env = os.environ if env is None else env
+    known = known_variables()
+    # Compare what follows the prefix: the shared prefix would make every name look close.
+    suffixes = sorted(k.removeprefix(ENV_PREFIX) for k in known)
+    warnings = []
+    for name in sorted(k.upper() for k in env if k.upper().startswith(ENV_PREFIX)):
+        if name in known:
+            continue
+        close = difflib.get_close_matches(name.removeprefix(ENV_PREFIX), suffixes, n=1, cutoff=0.7)
+        hint = f" (did you mean {ENV_PREFIX}{close[0]}?)" if close else ""
+        warnings.append(f"{name} is not a setting and is ignored{hint}")
+    return warnings
 
 
 def settings_help() -> str:

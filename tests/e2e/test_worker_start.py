@@ -70,3 +70,32 @@ def test_run_help_lists_every_setting() -> None:
     for name, field in Settings.model_fields.items():
         assert f"CLICKSCORE_{name.upper()}" in done.stdout
         assert (field.description or "") in done.stdout
+
+
+def test_every_bad_setting_and_each_misspelt_name_in_one_run(tmp_path: Path) -> None:
+    # No model dir and a bad batch size: one line names both; the typo gets its own warning.
+    done = _run({"CLICKSCORE_BATCH_SIZE": "0", "CLICKSCORE_MODELDIR": str(tmp_path)})
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "clickscore worker: bad setting: CLICKSCORE_MODEL_DIR=: required, not set; "
+        "CLICKSCORE_BATCH_SIZE=0: must be >= 1",
+        "clickscore worker: warning: CLICKSCORE_MODELDIR is not a setting and is ignored "
+        "(did you mean CLICKSCORE_MODEL_DIR?)",
+    ]
+
+
+def test_a_data_dir_that_cannot_be_created_is_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    done = _run(
+        {
+            "CLICKSCORE_MODEL_DIR": str(shared_artifact()),
+            "CLICKSCORE_DATA_DIR": str(blocker / "worker"),
+        }
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"clickscore worker: bad setting: CLICKSCORE_DATA_DIR={blocker / 'worker'}: "
+        "cannot create it (Not a directory)"
+    )
+    assert "Traceback" not in done.stderr + done.stdout
