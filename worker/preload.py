@@ -27,6 +27,8 @@ from typing import Any, Protocol
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from faust.stores.rocksdb import Store as RocksDBStore
 
+from worker.logs import librdkafka_logger
+
 log = logging.getLogger("worker.preload")
 
 #: Faust's RocksDB key for the last changelog offset written to a partition database.
@@ -80,6 +82,7 @@ def preload(
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",  # a compacted-away start offset: from the earliest
             "enable.partition.eof": False,
+            "logger": librdkafka_logger("preload"),  # the worker's log format, not raw stderr
         }
     )
     applied = dict.fromkeys(dbs, 0)

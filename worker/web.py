@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import faust
 
+from worker.logs import RoutineRetries
+
 if TYPE_CHECKING:
     from worker.app import Runtime
 
@@ -46,7 +48,10 @@ def add_health(app: faust.App, rt: Runtime) -> None:
         # or recovery is under way.
         recovered = recovery.completed.is_set() and not recovery.in_recovery
         recovered = recovered and not app.rebalancing
-        metrics.ready.set(1 if (tps and recovered) else 0)
+        ready = bool(tps and recovered)
+        metrics.ready.set(1 if ready else 0)
+        if ready:
+            RoutineRetries.settle()  # coordinator retries from now on are worth their level
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
