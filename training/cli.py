@@ -137,12 +137,21 @@ def _simulate(args: argparse.Namespace) -> None:
         raise UserError(f"--out {args.out}: extension must be .csv, .csv.gz or .parquet")
     events = simulate(SimConfig(users=args.users, days=args.days, seed=args.seed))
     written = write_events(events, args.out)
-    print(f"wrote {written} events of {args.users} users to {args.out}", file=sys.stderr)
+    # Count the users in the file: a simulated user may never visit in the period.
+    active = len({e.user_id for e in events})
+    idle = (
+        f" ({args.users - active} of {args.users} simulated never visited)"
+        if active < args.users
+        else ""
+    )
+    print(f"wrote {written} events of {active} users{idle} to {args.out}", file=sys.stderr)
 
 
 def _train(args: argparse.Namespace) -> None:
     from training.labels import DEFAULT_HORIZONS
     from training.pipeline import run_training
+    from training.verdict import load as load_verdict
+    from training.verdict import verdict_lines
 
     started = time.monotonic()
     log = _read(args, require_purchase=True)
@@ -166,6 +175,8 @@ def _train(args: argparse.Namespace) -> None:
         f"test ROC-AUC of the CNN+RNN {auc}",
         file=sys.stderr,
     )
+    for line in verdict_lines(manifest, load_verdict(args.out)[1]):  # what the report would bury
+        print(f"note: {line}", file=sys.stderr)
 
 
 def _score(args: argparse.Namespace) -> None:
