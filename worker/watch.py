@@ -252,7 +252,7 @@ def _table(alerts: list[dict[str, Any]], title: str) -> Table:
     for column in ("type", "user", "score", "threshold", "model", "trigger", "event time", "age"):
         # A narrow terminal folds the model version and the event time onto a second line
         # rather than cutting them to "cnnrnn-2..." (which says nothing about which model).
-        fold = column in ("model", "event time", "user")
+        fold = column in ("model", "event time")
         table.add_column(
             column,
             justify="right" if column in ("score", "threshold") else "left",
