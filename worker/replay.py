@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Final
 
 from confluent_kafka import KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -32,6 +33,7 @@ from worker.kafka_config import (
     producer_config,
 )
 from worker.logs import librdkafka_logger
+from worker.settings import Settings, env_name
 
 DEFAULT_TOPIC: Final = "clickstream.events"
 FLUSH_TIMEOUT_S: Final = 60.0
@@ -166,8 +168,34 @@ def _start(args: argparse.Namespace) -> tuple[Producer, str]:
     bootstrap = bootstrap_servers(args.bootstrap)
     config = producer_config(bootstrap)
     check_reachable(client_config(bootstrap), "--bootstrap / CLICKSCORE_KAFKA_BOOTSTRAP")
+    _ensure_topic(client_config(bootstrap), topic)
     producer = Producer({**config, "logger": librdkafka_logger("replay")})
     return producer, topic
+
+
+def _ensure_topic(config: dict[str, str], topic: str) -> None:
+    """Create a missing topic with the worker's partition count (CLICKSCORE_PARTITIONS).
+
+    Otherwise the broker creates it on the first produce with one partition, and a worker
+    started alongside (as the README does) then refuses it: its state changelog must have as
+    many partitions as the events topic.
+    """
+    counts = []
+    for setting in ("partitions", "replication_factor"):
+        name = env_name(setting)
+        value = os.environ.get(name) or str(Settings.model_fields[setting].default)
+        if not value.isdigit() or int(value) < 1:
+            raise SettingError(f"{name}={value}: must be a whole number >= 1")
+        counts.append(int(value))
+    admin = AdminClient({**config, "log_level": 0})
+    if topic in admin.list_topics(timeout=10).topics:
+        return
+    future = admin.create_topics([NewTopic(topic, counts[0], counts[1])])[topic]
+    try:
+        future.result(timeout=30)
+    except KafkaException as exc:
+        if "TOPIC_ALREADY_EXISTS" not in str(exc):  # the worker created it meanwhile: fine
+            raise SettingError(f"cannot create topic {topic}: {exc}") from None
 
 
 def _read(

@@ -18,10 +18,12 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "CLICKSCORE_"
-# CLICKSCORE_* variables read by deploy/local/kafka.sh, not by the worker: never "unknown".
+# CLICKSCORE_* variables read by deploy/local/kafka.sh or training, not by the worker: never
+# "unknown".
 OTHER_VARIABLES = frozenset(
     f"{ENV_PREFIX}{name}"
     for name in (
+        "TRAIN_PRESET",
         "CACHE",
         "KAFKA_PORT",
         "KAFKA_CONTROLLER_PORT",

@@ -152,7 +152,7 @@ metric() { awk -v n="$1" '$1 == n || index($1, n "{") == 1 {s += $2} END {printf
 "$PY" -m training.verdict --heads "$MODEL" >"$VAR/heads.txt"
 USERS_SEEN=$(metric clickscore_users_in_state)
 say "summary"
-echo "events: $(metric clickscore_events_consumed_total) replayed and consumed, $(metric clickscore_events_scored_total) scored, $(metric clickscore_events_dead_lettered_total) dead letters; $USERS_SEEN users"
+echo "events: $(metric clickscore_events_consumed_total) consumed, $(metric clickscore_events_scored_total) scored, $(metric clickscore_events_dead_lettered_total) dead letters; $USERS_SEEN users"
 while IFS=$'\t' read -r head auc; do
   sent=$(awk -v t="$head" '$1 == t' "$VAR/alerts.txt" | wc -l)
   alerted=$(awk -v t="$head" '$1 == t {print $2}' "$VAR/alerts.txt" | sort -u | wc -l)
