@@ -17,8 +17,8 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from schemas.event import Event, decode_event, encode_event
-from worker.kafka_config import producer_config
-from worker.replay import TokenBucket
+from worker.tools.kafka_config import producer_config
+from worker.tools.replay import TokenBucket
 
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_SH = ROOT / "deploy" / "local" / "kafka.sh"

@@ -5,7 +5,7 @@ own pipeline, bench/state_size.py), keyed and partitioned as the worker writes t
 
 - naive rebuild: confluent-kafka reads the changelog into a dict (the floor to compare with);
 - cold start: ``python -m worker run`` with an empty RocksDB dir, start -> /readyz 200, with the
-  changelog preload (worker/preload.py, the default) and with Faust's own recovery
+  changelog preload (worker/runtime/preload.py, the default) and with Faust's own recovery
   (``CLICKSCORE_CHANGELOG_PRELOAD=false``);
 - empty-table start: the same with an empty changelog (start-up cost, subtracted for "recovery");
 - warm restart: SIGTERM, start again on the same RocksDB dir (only the changelog tail is read);
@@ -38,8 +38,8 @@ from bench.kafka_pipeline import _free_port
 from bench.report import Result
 from bench.scoring import BenchError, _artifact
 from bench.state_size import _build_states
-from worker.kafka_config import producer_config
-from worker.model_store import load_model
+from worker.core.model_store import load_model
+from worker.tools.kafka_config import producer_config
 
 PARTITIONS = 6
 TEMPLATE_USERS = 200  # distinct realistic states, cycled over all users

@@ -1,9 +1,9 @@
 """State size: bytes per user of the worker's encoded state, and memory for many users.
 
-States are built by the worker's own pure pipeline (``worker.pipeline.process_batch``, the code the
-Faust agent runs) from synthetic events with simulator-like ids, then encoded with
-``worker.state.encode_state`` exactly as the table stores them. Memory is the RSS growth of this
-process while it holds N users' encoded states in a dict, which is what the ``memory://`` store
+States are built by the worker's own pure pipeline (``worker.core.micro_batch.process_batch``,
+the code the Faust agent runs) from synthetic events with simulator-like ids, then encoded with
+``worker.core.state.encode_state`` exactly as the table stores them. Memory is the RSS growth of
+this process while it holds N users' encoded states in a dict, which is what the ``memory://`` store
 holds; RocksDB (the default store) keeps them on disk behind its own cache instead.
 """
 
@@ -21,9 +21,9 @@ import msgspec
 from bench.report import Result
 from bench.scoring import BenchError, _artifact
 from schemas.event import Event, encode_event
-from worker.model_store import Model, load_model
-from worker.pipeline import PipelineConfig, Record, process_batch
-from worker.state import UserState, encode_state
+from worker.core.micro_batch import PipelineConfig, Record, process_batch
+from worker.core.model_store import Model, load_model
+from worker.core.state import UserState, encode_state
 
 __all__ = ["BenchError", "add_arguments", "run"]
 

@@ -34,11 +34,11 @@ def run_worker(args: argparse.Namespace) -> int:
     import faust
     from prometheus_client import CollectorRegistry
 
-    from worker.app import build_app
+    from worker.core.model_store import ModelError, ModelStore
     from worker.logs import configure, logging_config
     from worker.metrics import Metrics
-    from worker.model_store import ModelError, ModelStore
-    from worker.topics import TopicError, ensure_topics
+    from worker.runtime.app import build_app
+    from worker.runtime.topics import TopicError, ensure_topics
 
     configure(settings.log_level, settings.log_format)
     for warning in unknown:
@@ -111,8 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(func=run_worker)
     for name, module, text in (
-        ("replay", "worker.replay", "replay an event file into the events topic"),
-        ("alerts", "worker.watch", "show the alert topics"),
+        ("replay", "worker.tools.replay", "replay an event file into the events topic"),
+        ("alerts", "worker.tools.alerts_viewer", "show the alert topics"),
     ):
         if name in sys.argv[1:2]:
             add_arguments, runner = _lazy(module)

@@ -139,7 +139,12 @@ def test_dockerignore_keeps_what_the_build_copies_and_drops_the_rest() -> None:
         for path in ROOT.glob(src.rstrip("/")):
             rel = path.relative_to(ROOT).as_posix()
             assert not _ignored(rel, patterns), f"{rel} is copied but .dockerignore drops it"
-    for kept in ("worker/app.py", "training/featurizer.py", "schemas/event.py", "pyproject.toml"):
+    for kept in (
+        "worker/runtime/app.py",
+        "training/featurizer.py",
+        "schemas/event.py",
+        "pyproject.toml",
+    ):
         assert not _ignored(kept, patterns), kept
     for dropped in (".venv/bin/python", ".git/HEAD", "var/worker/x", "tests/conftest.py"):
         assert _ignored(dropped, patterns), dropped

@@ -24,7 +24,7 @@ from kafka_io import produce, topic_size
 
 from schemas.event import Event, decode_event
 from training.datasets import write_events
-from worker import replay, watch
+from worker.tools import alerts_viewer, replay
 
 pytestmark = pytest.mark.kafka
 
@@ -173,7 +173,7 @@ def test_bad_settings_stop_at_start_naming_the_setting(
     events_file: Path, argv: list[str], message: str, kafka_bootstrap: str
 ) -> None:
     # Run as a process: the one-line message and the exit status are the interface.
-    cmd = [sys.executable, "-m", "worker.replay", str(events_file), "--quiet"]
+    cmd = [sys.executable, "-m", "worker.tools.replay", str(events_file), "--quiet"]
     if "--bootstrap" not in argv:
         cmd += ["--bootstrap", kafka_bootstrap]
     done = subprocess.run([*cmd, *argv], cwd=ROOT, capture_output=True, text=True, timeout=60)
@@ -208,8 +208,8 @@ def test_unreadable_file_is_a_clear_error(kafka_bootstrap: str, tmp_path: Path) 
 
 def _watch(bootstrap: str, *argv: str) -> int:
     parser = argparse.ArgumentParser()
-    watch.add_arguments(parser)
-    return watch.run(parser.parse_args([*argv, "--bootstrap", bootstrap]))
+    alerts_viewer.add_arguments(parser)
+    return alerts_viewer.run(parser.parse_args([*argv, "--bootstrap", bootstrap]))
 
 
 @pytest.fixture

@@ -1,13 +1,14 @@
 """State written in micro-batches lands in the right changelog partition and survives a restart.
 
-The Faust pitfall (worker/app.py): table writes pick their changelog partition from the *current
-event*, which in a ``take_events`` batch is the batch's last event. With 4 partitions and many
-users per batch, a missing fix puts most users' state in a wrong partition. Proof here:
+The Faust pitfall (worker/runtime/app.py): table writes pick their changelog partition from the
+*current event*, which in a ``take_events`` batch is the batch's last event. With 4 partitions and
+many users per batch, a missing fix puts most users' state in a wrong partition. Proof here:
 
 1. every changelog record sits in the partition of its user's events;
 2. a worker restarted with an EMPTY data dir (state only from the changelog) continues every
    user exactly where the first left off: all scores equal offline scoring of the whole stream,
-   whether the changelog was read by our preload (worker/preload.py, the default) or by Faust.
+   whether the changelog was read by our preload (worker/runtime/preload.py, the default) or by
+   Faust.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from worker_artifacts import keyed, make_events, shared_artifact
 from worker_process import WorkerProcess, counter, worker_env
 
 from training.score import score_events
-from worker.app import TABLE_NAME
+from worker.runtime.app import TABLE_NAME
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -2,8 +2,8 @@
 
 The model's churn head reads only the silence (tests/worker_artifacts.py ``churn_from_silence``),
 so no churn alert fires on events and every user silent for > CHURN_IDLE_SECONDS fires on the
-sweep. The sweep's clock is the newest event time plus wall time since (worker/sweep.py), so old
-timestamps work: one late event an hour after the rest makes everybody else idle.
+sweep. The sweep's clock is the newest event time plus wall time since (worker/core/sweep.py), so
+old timestamps work: one late event an hour after the rest makes everybody else idle.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from worker_process import WorkerProcess, counter, worker_env
 
 import schemas
 from schemas.event import Event
-from worker.alerts import alert_id
+from worker.core.alerts import alert_id
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -21,8 +21,8 @@ from worker_artifacts import copy_artifact, keyed, make_events, shared_artifact
 
 from schemas.event import Event
 from training.score import score_events
-from worker.model_store import load_model
-from worker.pipeline import PipelineConfig, Record, process_batch
+from worker.core.micro_batch import PipelineConfig, Record, process_batch
+from worker.core.model_store import load_model
 
 N_EVENTS = 3000
 N_USERS = 150

@@ -28,10 +28,10 @@ from worker_process import WorkerProcess, counter, worker_env
 import schemas
 from schemas.event import decode_event
 from training.score import score_events
-from worker.deadletter import MAX_VALUE_BYTES
-from worker.model_store import Model, load_model
-from worker.pipeline import BatchResult, PipelineConfig, Record, process_batch
-from worker.state import UserState
+from worker.core.deadletter import MAX_VALUE_BYTES
+from worker.core.micro_batch import BatchResult, PipelineConfig, Record, process_batch
+from worker.core.model_store import Model, load_model
+from worker.core.state import UserState
 
 CORPUS = Path(__file__).resolve().parent / "corpus" / "hostile.jsonl"
 REASONS = set(schemas.load("dead_letter")["properties"]["reason"]["enum"])

@@ -18,9 +18,9 @@ from worker_artifacts import T0_MS, shared_artifact
 from schemas.event import Event, encode_event
 from training.featurizer import LOG_GAP, featurize_sequence
 from training.score import score_events
-from worker.model_store import Model, load_model
-from worker.pipeline import MAX_AHEAD_MS, PipelineConfig, Record, process_batch
-from worker.state import UserState
+from worker.core.micro_batch import MAX_AHEAD_MS, PipelineConfig, Record, process_batch
+from worker.core.model_store import Model, load_model
+from worker.core.state import UserState
 
 MINUTE = 60_000
 

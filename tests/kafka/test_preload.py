@@ -1,4 +1,4 @@
-"""worker/preload.py against a real broker and real RocksDB (rocksdict, as Faust opens it).
+"""worker/runtime/preload.py against a real broker and real RocksDB (rocksdict, as Faust opens it).
 
 What Faust's recovery would leave in a partition database, the preload must leave too: the last
 value per key, deletes for tombstones, and the last offset under Faust's offset key; and it reads
@@ -15,7 +15,7 @@ import rocksdict
 from confluent_kafka import Producer
 from kafka_io import producer_config
 
-from worker.preload import OFFSET_KEY, persisted_offset, preload
+from worker.runtime.preload import OFFSET_KEY, persisted_offset, preload
 
 pytestmark = pytest.mark.kafka
 

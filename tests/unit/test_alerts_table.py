@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from worker.watch import _table
+from worker.tools.alerts_viewer import _table
 
 ALERT = {
     "alert_type": "propensity",

@@ -1,4 +1,4 @@
-"""worker/producer_flush.py: a flush returns only once every buffered send left Faust's buffer.
+"""worker/runtime/producer_flush.py: a flush returns only once every buffered send has left.
 
 Faust's own ``ProducerBuffer.flush()`` gives up after 0.1 s without progress (the commit that
 follows then covers sends still in memory); a sender slower than that shows the difference.
@@ -12,7 +12,7 @@ from typing import Any
 
 from faust.transport.producer import ProducerBuffer
 
-from worker import producer_flush
+from worker.runtime import producer_flush
 
 SEND_SECONDS = 0.3  # slower than Faust's 0.1 s patience
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from worker.kafka_config import SettingError, bootstrap_servers, client_config, producer_config
-from worker.replay import EventClock, TokenBucket
+from worker.settings import SettingsError
+from worker.tools.kafka_config import bootstrap_servers, client_config, producer_config
+from worker.tools.replay import EventTimePacer, TokenBucket
 
 
 def test_token_bucket_spaces_events_at_the_rate_after_the_burst() -> None:
@@ -25,7 +26,7 @@ def test_token_bucket_refills_with_time_but_never_beyond_the_burst() -> None:
 
 
 def test_event_clock_divides_event_time_by_the_speedup() -> None:
-    clock = EventClock(speedup=10.0)
+    clock = EventTimePacer(speedup=10.0)
     assert clock.delay(1_000_000, now=50.0) == 0.0  # the first event sets the origin
     assert clock.delay(1_010_000, now=50.0) == pytest.approx(1.0)  # 10 s of events -> 1 s
     assert clock.delay(1_010_000, now=50.4) == pytest.approx(0.6)
@@ -46,7 +47,7 @@ def test_producer_partitions_keys_like_java_and_aiokafka() -> None:
     ],
 )
 def test_bad_connection_settings_name_the_variable(env: dict[str, str], names: str) -> None:
-    with pytest.raises(SettingError, match=names):
+    with pytest.raises(SettingsError, match=names):
         client_config(bootstrap_servers(None, env), env)
 
 

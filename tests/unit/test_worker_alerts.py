@@ -8,9 +8,9 @@ import hashlib
 import pytest
 
 import schemas
-from worker.alerts import alert_id, alert_record, decide, pseudonym
-from worker.deadletter import MAX_VALUE_BYTES, dead_letter_record
-from worker.state import AlertArm
+from worker.core.alerts import alert_id, alert_record, decide, pseudonym
+from worker.core.deadletter import MAX_VALUE_BYTES, dead_letter_record
+from worker.core.state import AlertArm
 
 POLICY = {"threshold": 0.8, "hysteresis": 0.1, "cooldown_ms": 60_000}
 

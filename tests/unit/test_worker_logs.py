@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 from rich.console import Console
 
-from worker.console import route_client_logs
 from worker.logs import RoutineRetries, librdkafka_logger
+from worker.tools.console import route_client_logs
 
 
 @pytest.fixture(autouse=True)

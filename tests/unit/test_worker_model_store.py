@@ -11,7 +11,7 @@ import pytest
 from worker_artifacts import copy_artifact, make_artifact, shared_artifact
 
 from training.featurizer import FEATURE_DIM, FEATURIZER_VERSION
-from worker.model_store import ModelError, ModelStore, load_model
+from worker.core.model_store import ModelError, ModelStore, load_model
 
 
 @pytest.fixture

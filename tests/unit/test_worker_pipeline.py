@@ -12,10 +12,10 @@ from worker_artifacts import T0_MS, keyed, make_events, shared_artifact
 import schemas
 from schemas.event import Event, encode_event
 from training.score import score_events
-from worker.model_store import Model, load_model
-from worker.pipeline import PipelineConfig, Record, process_batch, waves
-from worker.state import UserState
-from worker.sweep import EventClock, sweep
+from worker.core.micro_batch import PipelineConfig, Record, process_batch, waves
+from worker.core.model_store import Model, load_model
+from worker.core.state import UserState
+from worker.core.sweep import SweepClock, sweep
 
 
 @pytest.fixture(scope="module")
@@ -210,7 +210,7 @@ def test_sweep_alerts_idle_users_once_per_last_event(model: Model) -> None:
 
 def test_event_clock_follows_the_data_plus_wall_time() -> None:
     wall = [1000.0]
-    clock = EventClock(lambda: wall[0])
+    clock = SweepClock(lambda: wall[0])
     assert clock.now_ms() is None
     clock.observe(T0_MS)
     wall[0] += 2.5

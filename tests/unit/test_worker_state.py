@@ -6,7 +6,7 @@ import msgspec
 import numpy as np
 
 from training.featurizer import FeatureContext
-from worker.state import (
+from worker.core.state import (
     AlertArm,
     UserState,
     decode_state,

@@ -20,7 +20,7 @@ import time
 from typing import Any, Literal
 
 from schemas.event import format_timestamp
-from worker.state import AlertArm
+from worker.core.state import AlertArm
 
 AlertType = Literal["propensity", "churn"]
 Trigger = Literal["event", "sweep"]

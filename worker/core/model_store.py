@@ -19,8 +19,8 @@ import onnxruntime as ort
 
 import schemas
 from training.featurizer import FEATURE_DIM, FEATURIZER_VERSION
-from worker.scoring import Scorer, choose_providers, open_session
-from worker.state import spec_key
+from worker.core.scoring import Scorer, choose_providers, open_session
+from worker.core.state import spec_key
 
 log = logging.getLogger("worker.model")
 

@@ -25,15 +25,15 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from worker.console import route_client_logs, say
-from worker.kafka_config import (
-    SettingError,
+from worker.logs import librdkafka_logger
+from worker.settings import SettingsError
+from worker.tools.console import route_client_logs, say
+from worker.tools.kafka_config import (
     bootstrap_servers,
     check_reachable,
     check_topic,
     client_config,
 )
-from worker.logs import librdkafka_logger
 
 DEFAULT_TOPICS: Final = ("alerts.propensity", "alerts.churn")
 LIVE_ROWS: Final = 25  # newest alerts kept on screen in --follow mode
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     route_client_logs(console, "alerts")
     try:
         consumer, partitions = _start(args)
-    except SettingError as exc:
+    except SettingsError as exc:
         say(Console(stderr=True), f"alerts: {exc}", "red")
         return 2
     # SIGTERM ends a follow cleanly (status 0); Ctrl-C does too, with the customary 130.
@@ -96,9 +96,9 @@ def _topics(args: argparse.Namespace) -> list[str]:
 def _start(args: argparse.Namespace) -> tuple[Consumer, set[tuple[str, int]]]:
     """Assign every partition of the alert topics that exists now; check the broker first."""
     if args.limit is not None and args.limit < 1:
-        raise SettingError(f"--limit={args.limit}: must be >= 1")
+        raise SettingsError(f"--limit={args.limit}: must be >= 1")
     if args.duration is not None and not args.duration > 0:
-        raise SettingError(f"--duration={args.duration}: must be > 0")
+        raise SettingsError(f"--duration={args.duration}: must be > 0")
     bootstrap = bootstrap_servers(args.bootstrap)
     config: dict[str, Any] = {
         **client_config(bootstrap),
@@ -285,7 +285,9 @@ def _line(a: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry point (the worker CLI wires the same two functions)."""
-    parser = argparse.ArgumentParser(prog="python -m worker.watch", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m worker.tools.alerts_viewer", description=__doc__
+    )
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from schemas.event import Reason
-from worker.alerts import AlertType
-from worker.state import UserState
+from worker.core.alerts import AlertType
+from worker.core.state import UserState
 
 
 @dataclass(frozen=True)

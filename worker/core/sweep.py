@@ -1,7 +1,7 @@
 """The churn sweep's pure core: re-score users who went silent, with the churn-head graph.
 
 Clock rule: the sweep's "now" is the newest event time this worker has seen plus the wall time
-since it saw it (:class:`EventClock`). Live, that is the wall clock (minus pipeline delay); on a
+since it saw it (:class:`SweepClock`). Live, that is the wall clock (minus pipeline delay); on a
 replay of old data it follows the data, so a replay does not mark every user idle at once.
 
 A timer cannot write the table (Faust needs a current event to pick the partition), so the sweep
@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from worker.alerts import alert_record, may_fire
-from worker.batch import Emit, PipelineConfig
-from worker.model_store import Model
-from worker.state import UserState, state_arrays
+from worker.core.alerts import alert_record, may_fire
+from worker.core.model_store import Model
+from worker.core.records import Emit, PipelineConfig
+from worker.core.state import UserState, state_arrays
 
 
-class EventClock:
+class SweepClock:
     """Newest event time seen, advanced by wall time since; the sweep's notion of now (ms)."""
 
     def __init__(self, wall: Callable[[], float] = time.time) -> None:

@@ -10,13 +10,11 @@ import os
 from collections.abc import Mapping
 from typing import Final
 
+from worker.settings import SettingsError
+
 DEFAULT_BOOTSTRAP: Final = "127.0.0.1:9092"
 PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 MECHANISMS: Final = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
-
-
-class SettingError(ValueError):
-    """A bad setting; the message names the variable (or option) and the bad value."""
 
 
 def bootstrap_servers(option: str | None, env: Mapping[str, str] | None = None) -> str:
@@ -27,7 +25,7 @@ def bootstrap_servers(option: str | None, env: Mapping[str, str] | None = None) 
     for server in value.split(","):
         host, _, port = server.strip().rpartition(":")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise SettingError(f"{name}={value!r}: expected comma-separated host:port")
+            raise SettingsError(f"{name}={value!r}: expected comma-separated host:port")
     return value
 
 
@@ -36,19 +34,19 @@ def client_config(bootstrap: str, env: Mapping[str, str] | None = None) -> dict[
     env = os.environ if env is None else env
     protocol = env.get("CLICKSCORE_SECURITY_PROTOCOL", "PLAINTEXT") or "PLAINTEXT"
     if protocol not in PROTOCOLS:
-        raise SettingError(
+        raise SettingsError(
             f"CLICKSCORE_SECURITY_PROTOCOL={protocol!r}: expected one of {PROTOCOLS}"
         )
     config = {"bootstrap.servers": bootstrap, "security.protocol": protocol}
     if protocol.startswith("SASL"):
         mechanism = env.get("CLICKSCORE_SASL_MECHANISM", "SCRAM-SHA-512") or "SCRAM-SHA-512"
         if mechanism not in MECHANISMS:
-            raise SettingError(
+            raise SettingsError(
                 f"CLICKSCORE_SASL_MECHANISM={mechanism!r}: expected one of {MECHANISMS}"
             )
         for name in ("CLICKSCORE_SASL_USERNAME", "CLICKSCORE_SASL_PASSWORD"):
             if not env.get(name):
-                raise SettingError(
+                raise SettingsError(
                     f"{name} is required with CLICKSCORE_SECURITY_PROTOCOL={protocol}"
                 )
         config["sasl.mechanism"] = mechanism
@@ -62,7 +60,7 @@ def client_config(bootstrap: str, env: Mapping[str, str] | None = None) -> dict[
         path = env.get(name)
         if path:
             if not os.path.isfile(path):
-                raise SettingError(f"{name}={path!r}: no such file")
+                raise SettingsError(f"{name}={path!r}: no such file")
             config[key] = path
     return config
 
@@ -90,7 +88,7 @@ def check_reachable(config: dict[str, str], name: str, timeout: float = 10.0) ->
     try:
         admin.list_topics(timeout=timeout)
     except KafkaException as exc:
-        raise SettingError(
+        raise SettingsError(
             f"cannot reach Kafka at {config['bootstrap.servers']} ({name}): {exc.args[0].str()}"
         ) from None
 
@@ -99,7 +97,7 @@ def check_topic(topic: str, name: str) -> str:
     """Kafka's topic-name rule, checked at start rather than on the first produce."""
     legal = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
     if not 0 < len(topic) <= 249 or not set(topic) <= legal or topic in (".", ".."):
-        raise SettingError(
+        raise SettingsError(
             f"{name}={topic!r}: not a legal Kafka topic name ([a-zA-Z0-9._-], <= 249)"
         )
     return topic

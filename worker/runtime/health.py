@@ -7,14 +7,12 @@ the events topic assigned, table recovery done, a model loaded (the process cann
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import faust
 
 from worker.logs import RoutineRetries
-
-if TYPE_CHECKING:
-    from worker.app import Runtime
+from worker.runtime.context import Runtime
 
 log = logging.getLogger("worker")
 LAG_INTERVAL_SECONDS = 2.0  # how stale /readyz and clickscore_consumer_lag may be

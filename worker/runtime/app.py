@@ -1,6 +1,6 @@
 """Faust wiring: the events agent, the state table, the timers and the web routes.
 
-The agent is thin (see worker/pipeline.py for the logic). Two Faust facts shape it:
+The agent is thin (see worker/core/micro_batch.py for the logic). Two Faust facts shape it:
 
 * **Which partition a table write goes to.** ``Table.partition_for_key`` (changelog partition) and
   the RocksDB store (``_set``/``_get``: which partition db) both read
@@ -36,15 +36,16 @@ import msgspec
 from faust.streams import _current_event
 from faust.types import EventT
 
-from worker import preload, producer_flush
+from worker.core.micro_batch import BatchResult, Record, process_batch
+from worker.core.model_store import ModelStore
+from worker.core.state import decode_state, encode_state
+from worker.core.sweep import sweep
 from worker.metrics import Metrics
-from worker.model_store import ModelStore
-from worker.pipeline import BatchResult, PipelineConfig, Record, process_batch
+from worker.runtime import preload, producer_flush
+from worker.runtime.context import Runtime
+from worker.runtime.health import add_health
+from worker.runtime.topics import admin_config
 from worker.settings import Settings
-from worker.state import decode_state, encode_state
-from worker.sweep import EventClock, sweep
-from worker.topics import admin_config
-from worker.web import add_health
 
 log = logging.getLogger("worker")
 TABLE_NAME = "user-state"
@@ -63,18 +64,6 @@ def _die(exc: BaseException) -> None:
     )
     logging.shutdown()
     os._exit(70)
-
-
-def pipeline_config(settings: Settings) -> PipelineConfig:
-    """The pure core's settings."""
-    return PipelineConfig(
-        max_event_bytes=settings.max_event_bytes,
-        dedup_window=settings.dedup_window,
-        cooldown_ms=int(settings.alert_cooldown_seconds * 1000),
-        hysteresis=settings.alert_hysteresis,
-        pseudonym_key=settings.pseudonymize_key.get_secret_value().encode("utf-8"),
-        emit_scores=bool(settings.scores_topic),
-    )
 
 
 def credentials(settings: Settings) -> Any:
@@ -98,20 +87,6 @@ def credentials(settings: Settings) -> Any:
         mechanism=settings.sasl_mechanism,
         ssl_context=context,
     )
-
-
-class Runtime:
-    """What the agent and timers share: settings, model store, metrics, sweep memory."""
-
-    def __init__(self, settings: Settings, store: ModelStore, metrics: Metrics) -> None:
-        self.settings = settings
-        self.store = store
-        self.metrics = metrics
-        self.cfg = pipeline_config(settings)
-        self.clock = EventClock()
-        self.swept: set[tuple[str, str]] = set()
-        self.assigned: frozenset[str] = frozenset()
-        self.users_local = 0
 
 
 def build_app(settings: Settings, store: ModelStore, metrics: Metrics) -> faust.App:
@@ -164,7 +139,8 @@ def build_app(settings: Settings, store: ModelStore, metrics: Metrics) -> faust.
         # and one batch queues a changelog write per user plus alerts/scores: let a few batches in.
         app.producer.buffer.max_messages = max(100, 4 * settings.batch_size)
         # Faust's flush can return with sends still buffered, and offsets are committed right
-        # after it: see worker/producer_flush.py (a commit then covered events never scored).
+        # after it: see worker/runtime/producer_flush.py (a commit then covered events never
+        # scored).
         producer_flush.install(app.producer.buffer)
         for topic in outputs.values():
             await topic.maybe_declare()

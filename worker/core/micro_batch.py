@@ -20,8 +20,10 @@ import numpy as np
 
 from schemas.event import MAX_TS_MS, Event, EventError, Reason, decode_event, format_timestamp
 from training.featurizer import featurize
-from worker.alerts import alert_record, decide, public_user_id
-from worker.batch import (
+from worker.core.alerts import alert_record, decide, public_user_id
+from worker.core.deadletter import dead_letter_record
+from worker.core.model_store import Model
+from worker.core.records import (
     BatchResult,
     DeadLetter,
     Emit,
@@ -30,9 +32,7 @@ from worker.batch import (
     Record,
     Rekey,
 )
-from worker.deadletter import dead_letter_record
-from worker.model_store import Model
-from worker.state import (
+from worker.core.state import (
     UserState,
     is_duplicate,
     pack_tensors,

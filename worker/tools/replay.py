@@ -23,17 +23,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from schemas.event import Event, encode_event
 from training.datasets import FORMATS, read_events  # import-light by design: no torch
-from worker.console import route_client_logs, say
-from worker.kafka_config import (
-    SettingError,
+from worker.logs import librdkafka_logger
+from worker.settings import Settings, SettingsError, env_name
+from worker.tools.console import route_client_logs, say
+from worker.tools.kafka_config import (
     bootstrap_servers,
     check_reachable,
     check_topic,
     client_config,
     producer_config,
 )
-from worker.logs import librdkafka_logger
-from worker.settings import Settings, env_name
 
 DEFAULT_TOPIC: Final = "clickstream.events"
 FLUSH_TIMEOUT_S: Final = 60.0
@@ -56,7 +55,7 @@ class TokenBucket:
         return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
 
 
-class EventClock:
+class EventTimePacer:
     """Paces by event time: an event ``d`` ms after the first goes ``d / speedup`` ms later."""
 
     def __init__(self, speedup: float) -> None:
@@ -125,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     route_client_logs(console, "replay")
     try:
         producer, topic = _start(args)
-    except SettingError as exc:
+    except SettingsError as exc:
         say(console, f"replay: {exc}", "red")
         return 2
     try:
@@ -160,9 +159,9 @@ def _start(args: argparse.Namespace) -> tuple[Producer, str]:
     for name in ("rate", "speedup"):
         value = getattr(args, name)
         if value is not None and not value > 0:
-            raise SettingError(f"--{name}={value}: must be > 0")
+            raise SettingsError(f"--{name}={value}: must be > 0")
     if args.limit is not None and args.limit < 0:
-        raise SettingError(f"--limit={args.limit}: must be >= 0")
+        raise SettingsError(f"--limit={args.limit}: must be >= 0")
     topic_name = "--topic" if args.topic else "CLICKSCORE_EVENTS_TOPIC"
     topic = check_topic(args.topic or os.environ.get(topic_name) or DEFAULT_TOPIC, topic_name)
     bootstrap = bootstrap_servers(args.bootstrap)
@@ -185,7 +184,7 @@ def _ensure_topic(config: dict[str, str], topic: str) -> None:
         name = env_name(setting)
         value = os.environ.get(name) or str(Settings.model_fields[setting].default)
         if not value.isdigit() or int(value) < 1:
-            raise SettingError(f"{name}={value}: must be a whole number >= 1")
+            raise SettingsError(f"{name}={value}: must be a whole number >= 1")
         counts.append(int(value))
     admin = AdminClient({**config, "log_level": 0})
     if topic in admin.list_topics(timeout=10).topics:
@@ -195,7 +194,7 @@ def _ensure_topic(config: dict[str, str], topic: str) -> None:
         future.result(timeout=30)
     except KafkaException as exc:
         if "TOPIC_ALREADY_EXISTS" not in str(exc):  # the worker created it meanwhile: fine
-            raise SettingError(f"cannot create topic {topic}: {exc}") from None
+            raise SettingsError(f"cannot create topic {topic}: {exc}") from None
 
 
 def _read(
@@ -233,7 +232,7 @@ def _send_all(
 ) -> None:
     """Produce every event, pacing first; a full local queue waits for deliveries, never drops."""
     bucket = TokenBucket(args.rate) if args.rate else None
-    clock = EventClock(args.speedup) if args.speedup else None
+    clock = EventTimePacer(args.speedup) if args.speedup else None
     columns = (TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, disable=args.quiet) as progress:
         task = progress.add_task("replay", total=total)
@@ -291,7 +290,7 @@ def _summarise(
 
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry point (the worker CLI wires the same two functions)."""
-    parser = argparse.ArgumentParser(prog="python -m worker.replay", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m worker.tools.replay", description=__doc__)
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

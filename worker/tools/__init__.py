@@ -1,0 +1,1 @@
+"""Command-line tools beside the worker (``replay``, ``alerts``): plain Kafka clients, no Faust."""
