@@ -153,10 +153,15 @@ metric() { awk -v n="$1" '$1 == n || index($1, n "{") == 1 {s += $2} END {printf
 USERS_SEEN=$(metric clickscore_users_in_state)
 say "summary"
 echo "events: $(metric clickscore_events_consumed_total) consumed, $(metric clickscore_events_scored_total) scored, $(metric clickscore_events_dead_lettered_total) dead letters; $USERS_SEEN users"
+# Each user's first event id (the simulator writes events in time order): an alert on it was
+# decided from one event of history, which says more about the threshold than about the user.
+awk -F, 'NR > 1 && !($2 in seen) {seen[$2] = 1; print $1}' "$EVENTS" >"$VAR/first-events.txt"
 while IFS=$'\t' read -r head auc; do
   sent=$(awk -v t="$head" '$1 == t' "$VAR/alerts.txt" | wc -l)
   alerted=$(awk -v t="$head" '$1 == t {print $2}' "$VAR/alerts.txt" | sort -u | wc -l)
   share=$(awk -v a="$alerted" -v n="$USERS_SEEN" 'BEGIN {printf "%.1f", n ? 100 * a / n : 0}')
-  echo "$head: $sent alerts to $alerted of $USERS_SEEN users ($share %); $auc"
+  first=$(awk -v t="$head" 'NR == FNR {f["event=" $0] = 1; next}
+    $1 == t {for (i = 2; i <= NF; i++) if ($i in f) n++} END {print n + 0}' "$VAR/first-events.txt" "$VAR/alerts.txt")
+  echo "$head: $sent alerts to $alerted of $USERS_SEEN users ($share %), $first on a user's first event; $auc"
 done <"$VAR/heads.txt"
 "$PY" -m training.verdict "$MODEL" | sed 's/^/note: /'

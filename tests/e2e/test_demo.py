@@ -52,7 +52,10 @@ def test_demo_runs_the_whole_loop_and_stops_everything(tmp_path: Path) -> None:
     _assert_quiet_and_honest(out, (tmp_path / "demo" / "worker.log").read_text())
     # The closing summary: per head, alerts and users alerted beside the model's standing.
     users = int(_metric(out, "clickscore_users_in_state"))
-    summary = r"^{}: (\d+) alerts to (\d+) of (\d+) users \([0-9.]+ %\); test ROC-AUC [0-9.]+ "
+    summary = (
+        r"^{}: (\d+) alerts to (\d+) of (\d+) users \([0-9.]+ %\), (\d+) on a user's first event; "
+        r"test ROC-AUC [0-9.]+ "
+    )
     for head in ("propensity", "churn"):
         line = re.search(summary.format(head) + r"\(best baseline \w+ [0-9.]+\)$", out, re.M)
         assert line, out[-3000:]
@@ -61,6 +64,7 @@ def test_demo_runs_the_whole_loop_and_stops_everything(tmp_path: Path) -> None:
                              out, re.M)  # fmt: skip
         assert sent == sum(float(v) for v in emitted)
         assert alerted <= min(sent, users) and int(line.group(3)) == users
+        assert int(line.group(4)) <= alerted  # a user has one first event
     # Stopped: the worker's pid is gone and the broker reports itself down.
     pid = int(re.search(r"worker ready \(pid (\d+)", out).group(1))  # type: ignore[union-attr]
     assert not Path(f"/proc/{pid}").exists()

@@ -1,5 +1,6 @@
 """Start-up failures: a bad setting or a broken model stops ``python -m worker run`` at once,
-non-zero, with one line naming the cause (no traceback). No broker needed: it fails first.
+non-zero, with one line naming the cause (no traceback). No broker needed: it fails first;
+the last test (a start outside the checkout, with no ./var) uses the session's broker.
 """
 
 from __future__ import annotations
@@ -8,11 +9,12 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 from worker_artifacts import copy_artifact, shared_artifact
-from worker_process import ROOT
+from worker_process import ROOT, WorkerProcess, worker_env
 
 
 def _run(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -99,3 +101,18 @@ def test_a_data_dir_that_cannot_be_created_is_one_line(tmp_path: Path) -> None:
         "cannot create it (Not a directory)"
     )
     assert "Traceback" not in done.stderr + done.stdout
+
+
+@pytest.mark.kafka
+def test_starts_in_a_directory_without_var(kafka_bootstrap: str, tmp_path: Path) -> None:
+    # The default data dir is ./var/worker: a fresh checkout has no ./var (Faust makes one level).
+    env = worker_env(kafka_bootstrap, shared_artifact(), tmp_path / "unused")
+    del env["CLICKSCORE_DATA_DIR"]
+    env["CLICKSCORE_GROUP_ID"] = env["CLICKSCORE_EVENTS_TOPIC"] = f"novar-{uuid.uuid4().hex[:8]}"
+    worker = WorkerProcess(env, tmp_path / "worker.log", cwd=tmp_path)
+    try:
+        worker.wait_ready()
+        assert (tmp_path / "var" / "worker").is_dir()
+    finally:
+        assert worker.stop() == 0, worker.log_tail()
+    assert "Traceback" not in worker.log_tail()

@@ -279,7 +279,7 @@ def _line(a: dict[str, Any]) -> str:
     return (
         f"{a.get('alert_type')} user={a.get('user_id')} score={_fmt(a.get('score'))} "
         f"threshold={_fmt(a.get('threshold'))} model={a.get('model_version')} "
-        f"trigger={a.get('trigger')} event_time={a.get('event_time')}"
+        f"trigger={a.get('trigger')} event={a.get('event_id')} event_time={a.get('event_time')}"
     )
 
 
