@@ -121,14 +121,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_security(self) -> Settings:
-        problems: list[str] = []
-        if self.security_protocol.startswith("SASL"):
-            if not self.sasl_username:
-                problems.append(_named("sasl_username", f"required with {self.security_protocol}"))
-            if self.sasl_password is None or not self.sasl_password.get_secret_value():
-                problems.append(_named("sasl_password", f"required with {self.security_protocol}"))
-        if (self.ssl_cert_file is None) != (self.ssl_key_file is None):
-            problems.append(_named("ssl_key_file", "SSL_CERT_FILE and SSL_KEY_FILE go together"))
+        password = self.sasl_password.get_secret_value() if self.sasl_password else ""
+        problems = _security_problems(
+            {**self.model_dump(include=set(SECURITY_FIELDS)), "sasl_password": password}
+        )
         if problems:
             raise _FieldError(problems)
         return self
@@ -155,6 +151,28 @@ class Settings(BaseSettings):
         return out
 
 
+SECURITY_FIELDS = (
+    "security_protocol",
+    "sasl_username",
+    "sasl_password",
+    "ssl_cert_file",
+    "ssl_key_file",
+)
+
+
+def _security_problems(values: Mapping[str, Any]) -> list[str]:
+    """What the security settings lack together (each problem naming its variable)."""
+    problems: list[str] = []
+    protocol = str(values.get("security_protocol") or "PLAINTEXT")
+    if protocol.startswith("SASL"):
+        for field in ("sasl_username", "sasl_password"):
+            if not values.get(field):
+                problems.append(_named(field, f"required with {protocol}"))
+    if (values.get("ssl_cert_file") is None) != (values.get("ssl_key_file") is None):
+        problems.append(_named("ssl_key_file", "SSL_CERT_FILE and SSL_KEY_FILE go together"))
+    return problems
+
+
 class _FieldError(ValueError):
     """Cross-field failures, each already naming its variable (pydantic wraps the exception)."""
 
@@ -177,22 +195,29 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
 
     ``env`` replaces ``os.environ`` (tests); values are looked up with the ``CLICKSCORE_`` prefix.
     """
+    values = {
+        k[len(ENV_PREFIX) :].lower(): v
+        for k, v in (os.environ if env is None else env).items()
+        if k.upper().startswith(ENV_PREFIX)
+    }
     try:
         if env is None:
             return Settings()  # type: ignore[call-arg]  # fields come from the environment
-        values = {
-            k[len(ENV_PREFIX) :].lower(): v
-            for k, v in env.items()
-            if k.upper().startswith(ENV_PREFIX)
-        }
         return Settings.model_validate(values)
     except ValidationError as exc:
-        raise SettingsError(_one_line(exc)) from None
+        raise SettingsError(_one_line(exc, values)) from None
 
 
-def _one_line(exc: ValidationError) -> str:
+def _one_line(exc: ValidationError, values: Mapping[str, str]) -> str:
     # Every problem at once, "; "-separated: fixing one and restarting to meet the next is slow.
-    return "; ".join(_describe(err) for err in exc.errors(include_url=False))
+    errors = exc.errors(include_url=False)
+    lines = [_describe(err) for err in errors]
+    # pydantic skips the cross-field check when a field failed: run it on the raw values, unless
+    # one of its own fields is among the failures (then the raw value means nothing yet).
+    failed = {str(err["loc"][0]) for err in errors if err.get("loc")}
+    if failed and not failed & set(SECURITY_FIELDS):
+        lines += _security_problems({k: v or None for k, v in values.items()})
+    return "; ".join(lines)
 
 
 def _describe(err: Any) -> str:

@@ -161,3 +161,14 @@ def test_unknown_variables_are_named_with_the_closest_setting() -> None:
 def test_every_setting_is_a_known_variable() -> None:
     env = {f"CLICKSCORE_{name.upper()}": "x" for name in Settings.model_fields}
     assert unknown_variables(env) == []
+
+
+def test_cross_field_problems_are_named_beside_field_problems(model_dir: Path) -> None:
+    # pydantic skips the model validator when a field fails; the missing credentials still show.
+    with pytest.raises(SettingsError) as err:
+        load_settings(_env(model_dir, SECURITY_PROTOCOL="SASL_SSL", BATCH_SIZE="0"))
+    assert str(err.value) == (
+        "CLICKSCORE_BATCH_SIZE=0: must be >= 1; "
+        "CLICKSCORE_SASL_USERNAME=: required with SASL_SSL; "
+        "CLICKSCORE_SASL_PASSWORD=: required with SASL_SSL"
+    )
