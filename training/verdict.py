@@ -39,6 +39,7 @@ class HeadVerdict:
     baseline_roc_auc: float | None
     threshold: float | None
     fallback: bool
+    target_precision: float | None
     rule: str
     precision: float | None
     recall: float | None
@@ -84,6 +85,7 @@ def head_verdicts(
                 baseline_roc_auc=baselines.get(best) if best else None,
                 threshold=_float(rule.get("threshold")),
                 fallback=rule.get("reached") is False,
+                target_precision=_float(rule.get("target_precision")),
                 rule=str(rule.get("rule", "")),
                 precision=at_threshold[0],
                 recall=at_threshold[1],
@@ -106,7 +108,9 @@ def verdict_lines(
         caught = _caught(v)
         if v.fallback:
             lines.append(
-                f"{v.head}: threshold {_num(v.threshold)} is a fallback ({v.rule})"
+                f"{v.head}: threshold {_num(v.threshold)} is a fallback ({v.rule}"
+                + (f"; target {_num(v.target_precision, 2)}" if v.target_precision else "")
+                + ")"
                 + (f"; on test it gives {caught}" if caught else "")
             )
         elif v.recall is not None and v.recall < LOW_RECALL:

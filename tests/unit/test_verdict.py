@@ -24,7 +24,12 @@ def _manifest(**rules: dict[str, Any]) -> dict[str, Any]:
         },
         "threshold_rule": {
             "propensity": {"rule": "precision >= target", "reached": True, "threshold": 0.6},
-            "churn": {"rule": "best validation F1", "reached": False, "threshold": 0.0471},
+            "churn": {
+                "rule": "target precision not reached: best validation F1",
+                "target_precision": 0.7,
+                "reached": False,
+                "threshold": 0.0471,
+            },
             "calibration": {"propensity": [1.0, 0.0]},
             **rules,
         },
@@ -35,8 +40,8 @@ def test_trailing_head_and_fallback_threshold_are_said() -> None:
     report = {"churn": {"cnn_rnn": {"precision": 0.12, "recall": 0.64}}}
     assert verdict_lines(_manifest(), report) == [
         "churn: the CNN+RNN trails the best baseline: test ROC-AUC 0.488 vs 0.800 (logreg)",
-        "churn: threshold 0.047 is a fallback (best validation F1); on test it gives "
-        "precision 0.120, recall 0.640",
+        "churn: threshold 0.047 is a fallback (target precision not reached: best validation F1; "
+        "target 0.70); on test it gives precision 0.120, recall 0.640",
     ]
 
 
