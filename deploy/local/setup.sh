@@ -84,7 +84,7 @@ python_env() {
     # Sizes measured on a CPU-only machine (README "Setup"): PyPI's Linux torch wheel brings the
     # CUDA libraries (nvidia-* 3.0 GB, triton 1.0 GB) whether or not there is a GPU.
     say "pip install -e '.[training,dev]' (pyproject.toml changed or first run): the first run"
-    say "  downloads PyTorch with its CUDA libraries and builds a .venv of about 6.3 GB; minutes"
+    say "  downloads PyTorch with its CUDA libraries and builds a .venv of about 6.3 GB (6 min on 2 cores)"
     local started=$SECONDS
     "$VENV/bin/python" -m pip install -q -e "$ROOT[training,dev]"
     echo "$want" >"$STAMP"
