@@ -11,7 +11,8 @@ import importlib
 import logging
 import sys
 
-from worker.settings import SettingsError, load_settings, settings_help, unknown_variables
+from worker.env_check import unknown_variables
+from worker.settings import SettingsError, load_settings, settings_help
 
 EXIT_BAD_SETTINGS = 2
 EXIT_BAD_MODEL = 3

@@ -3,12 +3,11 @@
 Every field, default and meaning mirrors the table in docs/contracts.md. Bad values stop the
 process at start with one line naming every bad variable (:func:`load_settings`), never a
 traceback; a ``CLICKSCORE_*`` variable that is no setting gets a "did you mean" warning
-(:func:`unknown_variables`), since a typo would otherwise be silently ignored.
+(worker/env_check.py), since a typo would otherwise be silently ignored.
 """
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,21 +17,6 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "CLICKSCORE_"
-# CLICKSCORE_* variables read by deploy/local/kafka.sh or training, not by the worker: never
-# "unknown".
-OTHER_VARIABLES = frozenset(
-    f"{ENV_PREFIX}{name}"
-    for name in (
-        "TRAIN_PRESET",
-        "CACHE",
-        "KAFKA_PORT",
-        "KAFKA_CONTROLLER_PORT",
-        "KAFKA_START_TIMEOUT",
-        "KAFKA_JVM_OPTS",
-        "PYTHON",
-    )
-)
-
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -256,31 +240,6 @@ def _friendly(message: str) -> str:
         if message.startswith(old):
             return new + message[len(old) :]
     return message
-
-
-def known_variables() -> frozenset[str]:
-    """Every ``CLICKSCORE_*`` name the worker or the local broker script reads."""
-    return frozenset(env_name(name) for name in Settings.model_fields) | OTHER_VARIABLES
-
-
-def unknown_variables(env: Mapping[str, str] | None = None) -> list[str]:
-    """A warning per ``CLICKSCORE_*`` variable nothing reads, with a "did you mean" if one is near.
-
-    Settings ignore unknown variables, so ``CLICKSCORE_BATCHSIZE=10`` would quietly leave the
-    batch size at its default; saying so at start turns a silent typo into a one-line fix.
-    """
-    env = os.environ if env is None else env
-    known = known_variables()
-    # Compare what follows the prefix: the shared prefix would make every name look close.
-    suffixes = sorted(k.removeprefix(ENV_PREFIX) for k in known)
-    warnings = []
-    for name in sorted(k.upper() for k in env if k.upper().startswith(ENV_PREFIX)):
-        if name in known:
-            continue
-        close = difflib.get_close_matches(name.removeprefix(ENV_PREFIX), suffixes, n=1, cutoff=0.7)
-        hint = f" (did you mean {ENV_PREFIX}{close[0]}?)" if close else ""
-        warnings.append(f"{name} is not a setting and is ignored{hint}")
-    return warnings
 
 
 def settings_help() -> str:

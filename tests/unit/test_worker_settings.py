@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from worker.env_check import unknown_variables
 from worker.settings import (
     Settings,
     SettingsError,
     load_settings,
     settings_help,
-    unknown_variables,
 )
 
 
