@@ -9,12 +9,13 @@ KAFKA := deploy/local/kafka.sh
 PYTEST_MARKERS ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo "" || echo "not gpu")
 PYTEST_ARGS ?=
 
-.PHONY: help setup lint test demo bench bench-all kafka-up kafka-down
+.PHONY: help setup lint test test-fast demo bench bench-all kafka-up kafka-down
 
 help:
 	@echo "make setup   venv, Python packages, Kafka jars, Prometheus (idempotent)"
 	@echo "make lint    ruff check, ruff format --check, mypy"
 	@echo "make test    setup + lint + the whole pytest suite (what CI runs)"
+	@echo "make test-fast  lint + tests/unit + tests/training: no broker, no worker process"
 	@echo "make demo    broker, simulate, train (or reuse), worker, replay, live alerts, stop"
 	@echo "make bench   benchmarks -> bench/results/ (BENCH='scoring state kafka training recovery')"
 	@echo "make bench-all  every number in bench/README.md, with its sizes (about 30 minutes)"
@@ -29,6 +30,10 @@ lint: setup
 
 test: setup lint
 	$(PY) -m pytest -m "$(PYTEST_MARKERS)" --durations=15 $(PYTEST_ARGS)
+
+# The pure-Python tests: no broker, no worker process (see README for how long each target takes).
+test-fast: setup lint
+	$(PY) -m pytest tests/unit tests/training -m "$(PYTEST_MARKERS)" $(PYTEST_ARGS)
 
 demo: setup
 	deploy/local/demo.sh

@@ -17,6 +17,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from schemas.event import Event, decode_event, encode_event
+from worker.kafka_connection import local
 from worker.tools.kafka_config import producer_config
 from worker.tools.replay import TokenBucket
 
@@ -45,7 +46,7 @@ def broker(bootstrap: str | None, state_dir: Path) -> Iterator[str]:
 def create_topic(bootstrap: str, partitions: int) -> str:
     """A fresh topic with ``partitions`` partitions (replication 1)."""
     name = f"bench-{uuid.uuid4().hex[:10]}"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(local(bootstrap).librdkafka())
     for future in admin.create_topics([NewTopic(name, partitions, 1)]).values():
         future.result(30)
     return name
@@ -75,7 +76,7 @@ def produce(
     bootstrap: str, topic: str, records: list[Record], rate: float | None = None
 ) -> dict[str, float]:
     """Produce ``records`` (paced at ``rate``/s when given); return event id -> send time (s)."""
-    producer = Producer(producer_config(bootstrap))
+    producer = Producer(producer_config(local(bootstrap)))
     bucket = TokenBucket(rate) if rate else None
     sent: dict[str, float] = {}
     failed: list[str] = []
@@ -105,7 +106,7 @@ def raw_ceiling(bootstrap: str, topic: str, n: int) -> float:
     """Seconds for a plain confluent-kafka consumer to read and decode ``n`` events."""
     consumer = Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **local(bootstrap).librdkafka(),
             "group.id": f"bench-raw-{uuid.uuid4().hex[:8]}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
@@ -135,7 +136,7 @@ class ScoreLatency:
 
     def __init__(self, bootstrap: str, topic: str) -> None:
         self._consumer = Consumer(
-            {"bootstrap.servers": bootstrap, "group.id": f"bench-lat-{uuid.uuid4().hex[:8]}"}
+            {**local(bootstrap).librdkafka(), "group.id": f"bench-lat-{uuid.uuid4().hex[:8]}"}
         )
         partitions = self._consumer.list_topics(topic, timeout=10).topics[topic].partitions
         # Explicit end offsets, read now: records produced after this call are all seen.

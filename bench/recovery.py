@@ -39,6 +39,7 @@ from bench.report import Result
 from bench.scoring import BenchError, _artifact
 from bench.state_size import _build_states
 from worker.core.model_store import load_model
+from worker.kafka_connection import local
 from worker.tools.kafka_config import producer_config
 
 PARTITIONS = 6
@@ -131,10 +132,10 @@ def _group() -> str:
 
 def _fill(bootstrap: str, topic: str, templates: list[bytes], n: int) -> None:
     """``n`` state records, compacted topic like Faust's changelog, murmur2 like the worker."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(local(bootstrap).librdkafka())
     config = {"cleanup.policy": "compact"}
     admin.create_topics([NewTopic(topic, PARTITIONS, 1, config=config)])[topic].result(30)
-    producer = Producer({**producer_config(bootstrap), "linger.ms": 20})
+    producer = Producer({**producer_config(local(bootstrap)), "linger.ms": 20})
     for i, value in zip(range(n), itertools.cycle(templates), strict=False):
         while True:
             try:
@@ -151,7 +152,7 @@ def _naive(bootstrap: str, topic: str, n: int) -> float:
     """Seconds to read the whole changelog into a dict (decoding each value once)."""
     decoder = msgspec.msgpack.Decoder()
     started = time.perf_counter()
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": _group()})
+    consumer = Consumer({**local(bootstrap).librdkafka(), "group.id": _group()})
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
     table: dict[bytes, Any] = {}
     try:

@@ -18,6 +18,9 @@ from pathlib import Path
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from worker.kafka_connection import local
+from worker.tools.kafka_config import producer_config as tool_producer_config
+
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_SH = ROOT / "deploy" / "local" / "kafka.sh"
 # Generous: on a busy 2-core machine a 3-broker cluster takes ~20-40 s to format and start.
@@ -106,7 +109,7 @@ def create_topic(
 ) -> str:
     """Create a uuid-named topic and wait until every partition has a leader."""
     name = f"t-{uuid.uuid4().hex[:16]}"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(local(bootstrap).librdkafka())
     topic = NewTopic(
         name, num_partitions=partitions, replication_factor=replication, config=config or {}
     )
@@ -126,14 +129,8 @@ def create_topic(
 
 
 def producer_config(bootstrap: str, **extra: object) -> dict[str, object]:
-    """Our producer settings: murmur2_random, the partitioner of Java clients and aiokafka."""
-    return {
-        "bootstrap.servers": bootstrap,
-        "partitioner": "murmur2_random",
-        "enable.idempotence": True,
-        "linger.ms": 5,
-        **extra,
-    }
+    """The tools' producer settings (murmur2_random, idempotent) plus ``extra``."""
+    return {**tool_producer_config(local(bootstrap)), **extra}
 
 
 def produce(
@@ -172,7 +169,7 @@ def consume(
     """
     consumer = Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **local(bootstrap).librdkafka(),
             "group.id": group_id,
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
@@ -201,7 +198,7 @@ def consume(
 
 def topic_size(bootstrap: str, topic: str) -> int:
     """Records in ``topic`` now (high minus low watermark, summed): proves "and no more" at once."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"t-{uuid.uuid4().hex}"})
+    consumer = Consumer({**local(bootstrap).librdkafka(), "group.id": f"t-{uuid.uuid4().hex}"})
     try:
         meta = consumer.list_topics(topic, timeout=10).topics[topic]
         ends = [

@@ -19,6 +19,8 @@ from typing import Any
 import torch
 
 from schemas import validate
+from training.artifact import ArtifactError as ArtifactError  # re-exported: the CLI catches it
+from training.artifact import check_artifact
 from training.featurizer import FEATURE_DIM, FEATURIZER_VERSION
 from training.model import ChurnHeadGraph, ClickModel, ModelConfig, StepGraph
 
@@ -29,10 +31,6 @@ STEP_FILE, SEQ_FILE, CHURN_FILE, MANIFEST_FILE = (
     "churn_head.onnx",
     "manifest.json",
 )
-
-
-class ArtifactError(ValueError):
-    """An artifact directory that is missing a file, or whose file does not match its sha256."""
 
 
 def graph_specs(config: ModelConfig) -> dict[str, dict[str, Any]]:
@@ -170,24 +168,8 @@ def write_artifact(
 
 
 def read_manifest(model_dir: str | Path) -> dict[str, Any]:
-    """Load and validate an artifact's manifest and check every listed file's sha256."""
-    root = Path(model_dir)
-    path = root / MANIFEST_FILE
-    if not path.is_file():
-        raise ArtifactError(f"{path}: no manifest.json (is --model an artifact directory?)")
-    manifest: dict[str, Any] = json.loads(path.read_text("utf-8"))
-    validate("manifest", manifest)
-    if manifest["featurizer_version"] != FEATURIZER_VERSION:
-        raise ArtifactError(
-            f"{path}: featurizer_version {manifest['featurizer_version']}"
-            f" != ours {FEATURIZER_VERSION}"
-        )
-    for name, want in manifest["files"].items():
-        file = root / name
-        if not file.is_file():
-            raise ArtifactError(f"{file}: listed in the manifest but missing")
-        if file_digest(file)["sha256"] != want["sha256"]:
-            raise ArtifactError(f"{file}: sha256 does not match the manifest")
+    """Load an artifact's manifest, checked by training.artifact (schema, versions, sha256)."""
+    manifest, _raw = check_artifact(Path(model_dir))
     return manifest
 
 

@@ -35,7 +35,13 @@ class Scores:
 
 
 class StepScorer:
-    """The artifact's step graph on CPU plus the manifest's state layout."""
+    """The artifact's step graph on CPU plus the manifest's state layout (a ``StepScoring``).
+
+    Written apart from the worker's ``worker.core.scoring.Scorer`` on purpose: it is the reference
+    the streamed scores are compared against (invariant 3), so sharing the worker's code would
+    make that test compare the worker with itself. Only the contract is shared
+    (:class:`training.artifact.StepScoring`); training never imports the worker.
+    """
 
     def __init__(self, model_dir: str | Path, threads: int = 1) -> None:
         self.manifest: dict[str, Any] = read_manifest(model_dir)

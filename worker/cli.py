@@ -17,6 +17,7 @@ from worker.settings import SettingsError, load_settings, settings_help
 EXIT_BAD_SETTINGS = 2
 EXIT_BAD_MODEL = 3
 EXIT_BAD_KAFKA = 4
+EXIT_BAD_FAUST = 5  # the installed faust-streaming lacks a private name we rely on
 
 log = logging.getLogger("worker")
 
@@ -35,12 +36,19 @@ def run_worker(args: argparse.Namespace) -> int:
     import faust
     from prometheus_client import CollectorRegistry
 
-    from worker.core.model_store import ModelError, ModelStore
+    from training.artifact import ArtifactError
+    from worker.core.model_store import ModelStore
     from worker.logs import configure, logging_config
     from worker.metrics import Metrics
+    from worker.runtime import faust_private
     from worker.runtime.app import build_app
     from worker.runtime.topics import TopicError, ensure_topics
 
+    try:
+        faust_private.check()
+    except faust_private.FaustMismatch as exc:
+        print(f"clickscore worker: {exc}", file=sys.stderr)
+        return EXIT_BAD_FAUST
     configure(settings.log_level, settings.log_format)
     for warning in unknown:
         log.warning("%s", warning)
@@ -57,7 +65,7 @@ def run_worker(args: argparse.Namespace) -> int:
     metrics = Metrics.create(CollectorRegistry())
     try:
         store = ModelStore.open(settings.model_dir)
-    except ModelError as exc:
+    except ArtifactError as exc:
         metrics.model_loads.labels("refused").inc()
         print(f"clickscore worker: model refused: {exc}", file=sys.stderr)
         return EXIT_BAD_MODEL

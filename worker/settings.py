@@ -13,12 +13,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ENV_PREFIX = "CLICKSCORE_"
-SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
-SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+from worker.kafka_connection import (
+    ENV_PREFIX,
+    SECURITY_FIELDS,
+    KafkaConnection,
+    security_problems,
+)
+from worker.kafka_connection import FieldError as _FieldError
+
+__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "load_kafka", "load_settings"]
+
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 LogFormat = Literal["text", "json"]
 Store = Literal["rocksdb://", "memory://"]
@@ -28,21 +35,16 @@ class SettingsError(ValueError):
     """A bad setting; the message is the one line the CLI prints before exiting non-zero."""
 
 
-class Settings(BaseSettings):
-    """Worker settings (env prefix ``CLICKSCORE_``); see docs/contracts.md for the table."""
+class Settings(KafkaConnection, BaseSettings):
+    """Worker settings (env prefix ``CLICKSCORE_``); see docs/contracts.md for the table.
+
+    The Kafka connection fields and their checks come from :class:`KafkaConnection`.
+    """
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, frozen=True, extra="ignore", case_sensitive=False
     )
 
-    kafka_bootstrap: str = Field("127.0.0.1:9092", description="bootstrap servers, host:port,...")
-    security_protocol: SecurityProtocol = Field("PLAINTEXT", description="Kafka security protocol")
-    sasl_mechanism: SaslMechanism = Field("SCRAM-SHA-512", description="SASL mechanism")
-    sasl_username: str | None = Field(None, description="required with SASL_*")
-    sasl_password: SecretStr | None = Field(None, description="required with SASL_* (secret)")
-    ssl_ca_file: Path | None = Field(None, description="CA bundle (PEM)")
-    ssl_cert_file: Path | None = Field(None, description="client certificate (PEM)")
-    ssl_key_file: Path | None = Field(None, description="client key (PEM)")
     events_topic: str = Field("clickstream.events", min_length=1, description="input events")
     dlq_topic: str = Field("clickstream.events.dlq", min_length=1, description="dead letters")
     propensity_topic: str = Field("alerts.propensity", min_length=1, description="alerts out")
@@ -78,15 +80,6 @@ class Settings(BaseSettings):
     def _upper_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("kafka_bootstrap")
-    @classmethod
-    def _check_bootstrap(cls, value: str) -> str:
-        for server in value.split(","):
-            host, sep, port = server.strip().rpartition(":")
-            if not sep or not host or not port.isdigit():
-                raise ValueError(f"{server!r} is not host:port")
-        return value
-
     @field_validator("model_dir")
     @classmethod
     def _check_model_dir(cls, value: Path) -> Path:
@@ -96,27 +89,11 @@ class Settings(BaseSettings):
             raise ValueError("no manifest.json in it")
         return value
 
-    @field_validator("ssl_ca_file", "ssl_cert_file", "ssl_key_file")
-    @classmethod
-    def _check_file(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError("file not found")
-        return value
-
-    @model_validator(mode="after")
-    def _check_security(self) -> Settings:
-        password = self.sasl_password.get_secret_value() if self.sasl_password else ""
-        problems = _security_problems(
-            {**self.model_dump(include=set(SECURITY_FIELDS)), "sasl_password": password}
-        )
-        if problems:
-            raise _FieldError(problems)
-        return self
-
     @property
-    def bootstrap_servers(self) -> list[str]:
-        """The bootstrap list as Faust wants it (``kafka://host:port`` each)."""
-        return [f"kafka://{s.strip()}" for s in self.kafka_bootstrap.split(",")]
+    def kafka(self) -> KafkaConnection:
+        """The connection part alone, for the clients (already checked: not validated again)."""
+        fields = {name: getattr(self, name) for name in KafkaConnection.model_fields}
+        return KafkaConnection.model_construct(**fields)
 
     @property
     def has_pseudonym_key(self) -> bool:
@@ -135,40 +112,6 @@ class Settings(BaseSettings):
         return out
 
 
-SECURITY_FIELDS = (
-    "security_protocol",
-    "sasl_username",
-    "sasl_password",
-    "ssl_cert_file",
-    "ssl_key_file",
-)
-
-
-def _security_problems(values: Mapping[str, Any]) -> list[str]:
-    """What the security settings lack together (each problem naming its variable)."""
-    problems: list[str] = []
-    protocol = str(values.get("security_protocol") or "PLAINTEXT")
-    if protocol.startswith("SASL"):
-        for field in ("sasl_username", "sasl_password"):
-            if not values.get(field):
-                problems.append(_named(field, f"required with {protocol}"))
-    if (values.get("ssl_cert_file") is None) != (values.get("ssl_key_file") is None):
-        problems.append(_named("ssl_key_file", "SSL_CERT_FILE and SSL_KEY_FILE go together"))
-    return problems
-
-
-class _FieldError(ValueError):
-    """Cross-field failures, each already naming its variable (pydantic wraps the exception)."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-
-
-def _named(field: str, message: str) -> str:
-    # Cross-field checks name an unset variable, so its value is shown empty.
-    return f"{env_name(field)}=: {message}"
-
-
 def env_name(field: str) -> str:
     """The environment variable behind a settings field."""
     return f"{ENV_PREFIX}{field.upper()}"
@@ -179,11 +122,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
 
     ``env`` replaces ``os.environ`` (tests); values are looked up with the ``CLICKSCORE_`` prefix.
     """
-    values = {
-        k[len(ENV_PREFIX) :].lower(): v
-        for k, v in (os.environ if env is None else env).items()
-        if k.upper().startswith(ENV_PREFIX)
-    }
+    values = _prefixed(os.environ if env is None else env)
     try:
         if env is None:
             return Settings()  # type: ignore[call-arg]  # fields come from the environment
@@ -192,7 +131,39 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         raise SettingsError(_one_line(exc, values)) from None
 
 
-def _one_line(exc: ValidationError, values: Mapping[str, str]) -> str:
+def load_kafka(
+    bootstrap: str | None = None, env: Mapping[str, str] | None = None
+) -> KafkaConnection:
+    """The Kafka connection of a command-line tool: ``--bootstrap`` over the ``CLICKSCORE_*`` ones.
+
+    Checked by the same rules as the worker's settings; a bad value raises :class:`SettingsError`
+    naming the option or variable.
+    """
+    values = _prefixed(os.environ if env is None else env)
+    if bootstrap:
+        values["kafka_bootstrap"] = bootstrap
+    try:
+        return KafkaConnection.model_validate(values)
+    except ValidationError as exc:
+        line = _one_line(exc, values)
+        if bootstrap:
+            line = line.replace(env_name("kafka_bootstrap") + "=", "--bootstrap=", 1)
+        raise SettingsError(line) from None
+
+
+def default(field: str) -> Any:
+    """A setting's default (the tools share the worker's topic names from here)."""
+    return Settings.model_fields[field].default
+
+
+def _prefixed(env: Mapping[str, str]) -> dict[str, Any]:
+    # CLICKSCORE_KAFKA_BOOTSTRAP -> kafka_bootstrap (pydantic-settings' own mapping, for a dict).
+    return {
+        k[len(ENV_PREFIX) :].lower(): v for k, v in env.items() if k.upper().startswith(ENV_PREFIX)
+    }
+
+
+def _one_line(exc: ValidationError, values: Mapping[str, Any]) -> str:
     # Every problem at once, "; "-separated: fixing one and restarting to meet the next is slow.
     errors = exc.errors(include_url=False)
     lines = [_describe(err) for err in errors]
@@ -200,7 +171,7 @@ def _one_line(exc: ValidationError, values: Mapping[str, str]) -> str:
     # one of its own fields is among the failures (then the raw value means nothing yet).
     failed = {str(err["loc"][0]) for err in errors if err.get("loc")}
     if failed and not failed & set(SECURITY_FIELDS):
-        lines += _security_problems({k: v or None for k, v in values.items()})
+        lines += security_problems({k: v or None for k, v in values.items()})
     return "; ".join(lines)
 
 

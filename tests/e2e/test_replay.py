@@ -166,7 +166,7 @@ def test_delivery_errors_are_counted_and_exit_non_zero(
     [
         (["--topic", "no spaces allowed"], "--topic='no spaces allowed'"),
         (["--rate", "0"], "--rate=0.0"),
-        (["--bootstrap", "nonsense"], "--bootstrap='nonsense'"),
+        (["--bootstrap", "nonsense"], "--bootstrap=nonsense: "),
     ],
 )
 def test_bad_settings_stop_at_start_naming_the_setting(

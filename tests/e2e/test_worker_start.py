@@ -1,6 +1,7 @@
-"""Start-up failures: a bad setting or a broken model stops ``python -m worker run`` at once,
-non-zero, with one line naming the cause (no traceback). No broker needed: it fails first;
-the last test (a start outside the checkout, with no ./var) uses the session's broker.
+"""Start-up failures: a bad setting, a broken model or a Faust that lacks a private name we use
+stops ``python -m worker run`` at once, non-zero, with one line naming the cause (no traceback).
+No broker needed: it fails first; the last test (a start outside the checkout, with no ./var)
+uses the session's broker.
 """
 
 from __future__ import annotations
@@ -17,10 +18,17 @@ from worker_artifacts import copy_artifact, shared_artifact
 from worker_process import ROOT, WorkerProcess, worker_env
 
 
-def _run(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _run(env: dict[str, str], before: str = "") -> subprocess.CompletedProcess[str]:
+    """``python -m worker run`` with ``env``; ``before`` is Python run first in the process."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CLICKSCORE_")}
+    cmd = [sys.executable, "-m", "worker", "run"]
+    if before:
+        cmd[1:] = [
+            "-c",
+            f"{before}\nimport sys\nfrom worker.cli import main\nsys.exit(main(['run']))",
+        ]
     return subprocess.run(
-        [sys.executable, "-m", "worker", "run"],
+        cmd,
         cwd=ROOT,
         env={**clean, **env},
         capture_output=True,
@@ -60,6 +68,17 @@ def test_broken_model_exits_non_zero_at_start(tmp_path: Path) -> None:
     assert done.returncode == 3
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "model refused: featurizer_version 99" in lines[0], done.stderr
+
+
+def test_faust_without_a_private_name_exits_non_zero_naming_its_version() -> None:
+    # As if an upgrade had renamed it: the worker must not start and fail later, far from here.
+    before = "import faust.stores.rocksdb as r\ndel r.Store._db_for_partition"
+    done = _run({"CLICKSCORE_MODEL_DIR": str(shared_artifact())}, before)
+    assert done.returncode == 5, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("clickscore worker: faust-streaming 0.15.")
+    assert "faust.stores.rocksdb.Store._db_for_partition" in lines[0]
 
 
 def test_run_help_lists_every_setting() -> None:

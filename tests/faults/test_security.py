@@ -28,6 +28,7 @@ from worker_artifacts import keyed, make_events, shared_artifact
 from worker_process import ROOT, WorkerProcess, counter, worker_env
 
 import schemas
+from worker.settings import load_kafka
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -47,15 +48,8 @@ class SecureKafka:
         self.client_env.pop("CLICKSCORE_BOOTSTRAP")
 
     def librdkafka(self) -> dict[str, str]:
-        """Client settings for confluent-kafka."""
-        env = self.client_env
-        return {
-            "security.protocol": env["CLICKSCORE_SECURITY_PROTOCOL"],
-            "sasl.mechanism": env["CLICKSCORE_SASL_MECHANISM"],
-            "sasl.username": env["CLICKSCORE_SASL_USERNAME"],
-            "sasl.password": env["CLICKSCORE_SASL_PASSWORD"],
-            "ssl.ca.location": env["CLICKSCORE_SSL_CA_FILE"],
-        }
+        """Client settings for confluent-kafka, read the way the tools read them."""
+        return load_kafka(self.bootstrap, self.client_env).librdkafka()
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +85,6 @@ def _env(secure: SecureKafka, tmp: Path, **overrides: str) -> dict[str, str]:
 def _consume(secure: SecureKafka, topic: str, count: int) -> list[tuple[bytes, bytes]]:
     consumer = Consumer(
         {
-            "bootstrap.servers": secure.bootstrap,
             "group.id": f"t-{uuid.uuid4().hex}",
             "auto.offset.reset": "earliest",
             **secure.librdkafka(),

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from worker.settings import SettingsError
-from worker.tools.kafka_config import bootstrap_servers, client_config, producer_config
 from worker.tools.replay import EventTimePacer, TokenBucket
 
 
@@ -31,32 +29,3 @@ def test_event_clock_divides_event_time_by_the_speedup() -> None:
     assert clock.delay(1_010_000, now=50.0) == pytest.approx(1.0)  # 10 s of events -> 1 s
     assert clock.delay(1_010_000, now=50.4) == pytest.approx(0.6)
     assert clock.delay(1_005_000, now=51.0) == 0.0  # late or out of order: send now
-
-
-def test_producer_partitions_keys_like_java_and_aiokafka() -> None:
-    assert producer_config("127.0.0.1:9092", env={})["partitioner"] == "murmur2_random"
-
-
-@pytest.mark.parametrize(
-    ("env", "names"),
-    [
-        ({"CLICKSCORE_KAFKA_BOOTSTRAP": "host-without-port"}, "CLICKSCORE_KAFKA_BOOTSTRAP"),
-        ({"CLICKSCORE_SECURITY_PROTOCOL": "TLS"}, "CLICKSCORE_SECURITY_PROTOCOL"),
-        ({"CLICKSCORE_SECURITY_PROTOCOL": "SASL_SSL"}, "CLICKSCORE_SASL_USERNAME"),
-        ({"CLICKSCORE_SSL_CA_FILE": "/nonexistent/ca.pem"}, "CLICKSCORE_SSL_CA_FILE"),
-    ],
-)
-def test_bad_connection_settings_name_the_variable(env: dict[str, str], names: str) -> None:
-    with pytest.raises(SettingsError, match=names):
-        client_config(bootstrap_servers(None, env), env)
-
-
-def test_sasl_settings_reach_librdkafka() -> None:
-    env = {
-        "CLICKSCORE_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
-        "CLICKSCORE_SASL_USERNAME": "alice",
-        "CLICKSCORE_SASL_PASSWORD": "secret",
-    }
-    config = client_config("127.0.0.1:9092", env)
-    assert config["sasl.mechanism"] == "SCRAM-SHA-512"
-    assert (config["sasl.username"], config["sasl.password"]) == ("alice", "secret")

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from worker_artifacts import copy_artifact, make_artifact, shared_artifact
 
+from training.artifact import ArtifactError
 from training.featurizer import FEATURE_DIM, FEATURIZER_VERSION
-from worker.core.model_store import ModelError, ModelStore, load_model
+from worker.core.model_store import ModelStore, load_model
 
 
 @pytest.fixture
@@ -45,7 +46,7 @@ def _corrupt_onnx(d: Path) -> None:
 
 BROKEN: dict[str, tuple[Callable[[Path], object], str]] = {
     "bad sha256": (lambda d: (d / "churn_head.onnx").write_bytes(b"tampered"), "sha256"),
-    "missing file": (lambda d: (d / "model_seq.onnx").unlink(), "cannot read"),
+    "missing file": (lambda d: (d / "model_seq.onnx").unlink(), "listed in the manifest but"),
     "corrupt onnx": (_corrupt_onnx, "onnxruntime cannot load"),
     "featurizer version": (
         lambda d: _edit_manifest(d, lambda m: m.update(featurizer_version=FEATURIZER_VERSION + 1)),
@@ -72,7 +73,7 @@ BROKEN: dict[str, tuple[Callable[[Path], object], str]] = {
 def test_broken_artifact_is_refused_with_a_clear_error(artifact: Path, kind: str) -> None:
     breaker, words = BROKEN[kind]
     breaker(artifact)
-    with pytest.raises(ModelError, match=words):
+    with pytest.raises(ArtifactError, match=words):
         load_model(artifact)
 
 

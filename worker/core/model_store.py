@@ -1,14 +1,15 @@
 """Loads and checks a model artifact directory, and notices when a new manifest appears there.
 
-A model that fails any check (manifest schema, sha256 of every file, featurizer version, feature
-dim, graph input/output names and shapes) is refused with :class:`ModelError`: at start the worker
-exits non-zero; on a hot swap the old model keeps serving.
+A model that fails any check is refused with :class:`~training.artifact.ArtifactError`: the
+artifact's own (manifest schema, featurizer version, feature dim, file names confined to the
+directory, sha256 of every file: :func:`training.artifact.check_artifact`, shared with training)
+and the serving ones here (graph files, input/output names and shapes). At start the worker exits
+non-zero; on a hot swap the old model keeps serving.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,16 +18,12 @@ from typing import Any
 
 import onnxruntime as ort
 
-import schemas
-from training.featurizer import FEATURE_DIM, FEATURIZER_VERSION
+from training.artifact import ArtifactError, check_artifact
+from training.featurizer import FEATURE_DIM
 from worker.core.scoring import Scorer, choose_providers, open_session
 from worker.core.state import spec_key
 
 log = logging.getLogger("worker.model")
-
-
-class ModelError(RuntimeError):
-    """The artifact cannot be served; the message says which check failed."""
 
 
 @dataclass(frozen=True)
@@ -82,19 +79,9 @@ def directory_signature(directory: Path) -> str:
 
 
 def load_model(directory: Path, providers: list[str] | None = None) -> Model:
-    """Load and check the artifact in ``directory`` or raise :class:`ModelError`."""
-    manifest_path = directory / "manifest.json"
-    try:
-        manifest_bytes = manifest_path.read_bytes()
-        manifest = json.loads(manifest_bytes)
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{manifest_path}: cannot read manifest ({exc})") from None
-    try:
-        schemas.validate("manifest", manifest)
-    except schemas.SchemaError as exc:
-        raise ModelError(f"{manifest_path}: manifest does not match its schema: {exc}") from None
-    _check_versions(manifest)
-    _check_files(directory, manifest["files"])
+    """Load and check the artifact in ``directory`` or raise :class:`ArtifactError`."""
+    manifest, manifest_bytes = check_artifact(directory)
+    _check_graph_files(manifest)
     spec = {name: tuple(int(d) for d in shape) for name, shape in manifest["state"].items()}
     providers = providers or choose_providers()
     graphs = manifest["graphs"]
@@ -104,7 +91,9 @@ def load_model(directory: Path, providers: list[str] | None = None) -> Model:
         try:
             sessions[graph] = open_session(path, providers)
         except Exception as exc:  # onnxruntime raises its own exception types for a bad file
-            raise ModelError(f"{path}: onnxruntime cannot load the {graph} graph ({exc})") from None
+            raise ArtifactError(
+                f"{path}: onnxruntime cannot load the {graph} graph ({exc})"
+            ) from None
         _check_graph(graph, sessions[graph], graphs[graph], spec)
     scorer = Scorer(sessions["step"], sessions["churn_head"], spec)
     return Model(
@@ -116,30 +105,13 @@ def load_model(directory: Path, providers: list[str] | None = None) -> Model:
     )
 
 
-def _check_versions(manifest: Mapping[str, Any]) -> None:
-    if manifest["featurizer_version"] != FEATURIZER_VERSION:
-        raise ModelError(
-            f"featurizer_version {manifest['featurizer_version']} != this worker's "
-            f"{FEATURIZER_VERSION}: retrain or upgrade the worker"
-        )
-    if manifest["feature_dim"] != FEATURE_DIM:
-        raise ModelError(f"feature_dim {manifest['feature_dim']} != FEATURE_DIM {FEATURE_DIM}")
+def _check_graph_files(manifest: Mapping[str, Any]) -> None:
+    # Only files the manifest lists were checked (confined, sha256): the graphs must be among them.
     for graph in ("step", "churn_head"):
         if manifest["graphs"][graph]["file"] not in manifest["files"]:
-            raise ModelError(
+            raise ArtifactError(
                 f"graph {graph}: file {manifest['graphs'][graph]['file']} not in files"
             )
-
-
-def _check_files(directory: Path, files: Mapping[str, Mapping[str, Any]]) -> None:
-    for name, meta in files.items():
-        path = directory / name
-        try:
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        except OSError as exc:
-            raise ModelError(f"{path}: cannot read ({exc})") from None
-        if digest != meta["sha256"]:
-            raise ModelError(f"{path}: sha256 {digest[:12]}… != manifest {meta['sha256'][:12]}…")
 
 
 def _check_graph(
@@ -157,13 +129,13 @@ def _check_graph(
         want_in = {"elapsed"} | (set(actual_in) & set(spec))
         want_out = {"p_churn"}
         if not set(actual_in) - {"elapsed"} <= set(spec):
-            raise ModelError(f"graph {graph}: inputs {sorted(actual_in)} not all state tensors")
+            raise ArtifactError(f"graph {graph}: inputs {sorted(actual_in)} not all state tensors")
     for kind, want, actual, decl in (
         ("inputs", want_in, actual_in, declared["inputs"]),
         ("outputs", want_out, actual_out, declared["outputs"]),
     ):
         if set(actual) != want or set(decl) != want:
-            raise ModelError(
+            raise ArtifactError(
                 f"graph {graph}: {kind} {sorted(actual)} (manifest {sorted(decl)}),"
                 f" want {sorted(want)}"
             )
@@ -172,7 +144,7 @@ def _check_graph(
     if graph == "step":
         x_shape = actual_in["x"]
         if isinstance(x_shape[-1], int) and x_shape[-1] != FEATURE_DIM:
-            raise ModelError(f"graph step: x has {x_shape[-1]} features, want {FEATURE_DIM}")
+            raise ArtifactError(f"graph step: x has {x_shape[-1]} features, want {FEATURE_DIM}")
         for name, shape in spec.items():
             _check_shape(graph, name, actual_in[name], [-1, *shape])
 
@@ -180,10 +152,12 @@ def _check_graph(
 def _check_shape(graph: str, name: str, actual: Sequence[Any], declared: Sequence[int]) -> None:
     # Symbolic (str/None) ONNX dims match anything; a fixed dim must equal the manifest's (or -1).
     if len(actual) != len(declared):
-        raise ModelError(f"graph {graph}: {name} has rank {len(actual)}, manifest says {declared}")
+        raise ArtifactError(
+            f"graph {graph}: {name} has rank {len(actual)}, manifest says {declared}"
+        )
     for a, d in zip(actual, declared, strict=True):
         if isinstance(a, int) and d != -1 and a != d:
-            raise ModelError(
+            raise ArtifactError(
                 f"graph {graph}: {name} shape {list(actual)} != manifest {list(declared)}"
             )
 
@@ -198,7 +172,7 @@ class ModelStore:
 
     @classmethod
     def open(cls, directory: Path) -> ModelStore:
-        """Load the model at start; raises :class:`ModelError` (the worker exits non-zero)."""
+        """Load the model at start; raises :class:`ArtifactError` (the worker exits non-zero)."""
         return cls(directory, load_model(directory))
 
     def poll(self) -> tuple[str, Model | str] | None:
@@ -214,7 +188,7 @@ class ModelStore:
             return None
         try:
             model = load_model(self.directory, self.current.scorer.step_session.get_providers())
-        except ModelError as exc:
+        except ArtifactError as exc:
             self._refused = signature
             return "refused", str(exc)
         self.current = model

@@ -7,8 +7,8 @@ input of the step graph and comes back as ``<name>_out`` (GRU and LSTM exports a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import onnxruntime as ort
@@ -17,9 +17,11 @@ CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 
 
-@dataclass(frozen=True)
-class StepOutput:
-    """Scores and next state for a batch of B users (one event each)."""
+class StepOutput(NamedTuple):
+    """Scores and next state for a batch of B users (one event each).
+
+    A tuple, so :class:`Scorer` is a :class:`training.artifact.StepScoring` like the offline one.
+    """
 
     p_purchase: np.ndarray  # (B,)
     p_churn: np.ndarray  # (B,)
@@ -42,7 +44,11 @@ def open_session(path: Path, providers: list[str]) -> ort.InferenceSession:
 
 
 class Scorer:
-    """Runs the step graph and the churn head; stateless apart from the sessions."""
+    """Runs the step graph and the churn head; stateless apart from the sessions.
+
+    A :class:`training.artifact.StepScoring`; tests/unit/test_step_scorers.py holds it to the
+    offline reference scorer on the same batch.
+    """
 
     def __init__(
         self,

@@ -8,7 +8,7 @@ The agent is thin (see worker/core/micro_batch.py for the logic). Two Faust fact
   batch, so writing another user's key would land in the wrong changelog partition (and a
   restart would restore it into the wrong partition db, or another worker would own it). Before
   every table read and write we set the current event to *that user's* event
-  (:func:`_as_current`).
+  (``faust_private.make_current``).
 * **When offsets are committed.** ``take_events`` disables auto-ack and acks the whole batch only
   when the ``async for`` body asks for the next batch (faust/streams.py ``take_events``: the
   ``finally`` after ``yield``). Faust commits only acked offsets, and before committing it flushes
@@ -16,24 +16,20 @@ The agent is thin (see worker/core/micro_batch.py for the logic). Two Faust fact
   dead letters, re-keys and alerts of a batch are on the broker before its offsets are committed:
   at-least-once. The body below has no ``await`` between reading the batch and queueing every
   send (all ``send_soon``), so a shutdown cannot interrupt a batch half-way; if processing raises,
-  the process exits at once (:func:`_die`) so that ``take_events``' ``finally`` cannot ack (and a
-  later commit cannot cover) events whose state was not written.
+  the process exits at once (``faust_private.exit_without_ack``) so that ``take_events``'
+  ``finally`` cannot ack (and a later commit cannot cover) events whose state was not written.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import ssl
 import time
-import weakref
 from collections.abc import Sequence
 from typing import Any
 
 import faust
 import msgspec
-from faust.streams import _current_event
 from faust.types import EventT
 
 from worker.core.micro_batch import BatchResult, Record, process_batch
@@ -41,10 +37,9 @@ from worker.core.model_store import ModelStore
 from worker.core.state import decode_state, encode_state
 from worker.core.sweep import sweep
 from worker.metrics import Metrics
-from worker.runtime import preload, producer_flush
+from worker.runtime import faust_private, preload
 from worker.runtime.context import Runtime
 from worker.runtime.health import add_health
-from worker.runtime.topics import admin_config
 from worker.settings import Settings
 
 log = logging.getLogger("worker")
@@ -52,49 +47,12 @@ TABLE_NAME = "user-state"
 _json = msgspec.json.Encoder()
 
 
-def _as_current(event: EventT) -> None:
-    # Make ``event`` Faust's current event so the table picks *its* partition (see module doc).
-    _current_event.set(weakref.ref(event))
-
-
-def _die(exc: BaseException) -> None:
-    # Exit without Faust's orderly stop, which would ack and commit the failed batch.
-    log.critical(
-        "batch processing failed, exiting so the batch is redelivered: %r", exc, exc_info=exc
-    )
-    logging.shutdown()
-    os._exit(70)
-
-
-def credentials(settings: Settings) -> Any:
-    """Faust broker credentials for the security protocol (None for PLAINTEXT)."""
-    proto = settings.security_protocol
-    if proto == "PLAINTEXT":
-        return None
-    context = None
-    if proto in ("SSL", "SASL_SSL"):
-        context = ssl.create_default_context(
-            cafile=str(settings.ssl_ca_file) if settings.ssl_ca_file else None
-        )
-        if settings.ssl_cert_file and settings.ssl_key_file:
-            context.load_cert_chain(str(settings.ssl_cert_file), str(settings.ssl_key_file))
-    if proto == "SSL":
-        return faust.SSLCredentials(context)
-    password = settings.sasl_password.get_secret_value() if settings.sasl_password else ""
-    return faust.SASLCredentials(
-        username=settings.sasl_username,
-        password=password,
-        mechanism=settings.sasl_mechanism,
-        ssl_context=context,
-    )
-
-
 def build_app(settings: Settings, store: ModelStore, metrics: Metrics) -> faust.App:
     """The Faust app for ``settings`` (topics, table, agent, timers, web routes)."""
     app = faust.App(
         settings.group_id,
-        broker=settings.bootstrap_servers,
-        broker_credentials=credentials(settings),
+        broker=settings.kafka.faust_broker(),
+        broker_credentials=settings.kafka.faust_credentials(),
         store=settings.store,
         datadir=str(settings.data_dir),
         topic_partitions=settings.partitions,
@@ -131,17 +89,16 @@ def build_app(settings: Settings, store: ModelStore, metrics: Metrics) -> faust.
     )
     if settings.store == "rocksdb://" and settings.changelog_preload:
         # Faust restores ~3k records/s; confluent-kafka reads the changelog far faster.
-        preload.install(table, admin_config(settings))
+        preload.install(table, settings.kafka.librdkafka())
 
     @app.task
     async def declare_outputs() -> None:
         # Faust pauses the stream whenever >100 sends are buffered (ProducerBuffer.max_messages),
         # and one batch queues a changelog write per user plus alerts/scores: let a few batches in.
-        app.producer.buffer.max_messages = max(100, 4 * settings.batch_size)
+        faust_private.raise_send_buffer_limit(app.producer.buffer, 4 * settings.batch_size)
         # Faust's flush can return with sends still buffered, and offsets are committed right
-        # after it: see worker/runtime/producer_flush.py (a commit then covered events never
-        # scored).
-        producer_flush.install(app.producer.buffer)
+        # after it (a commit then covered events never scored).
+        faust_private.install_full_flush(app.producer.buffer)
         for topic in outputs.values():
             await topic.maybe_declare()
 
@@ -153,7 +110,7 @@ def build_app(settings: Settings, store: ModelStore, metrics: Metrics) -> faust.
             try:
                 _process(rt, table, events, outputs, batch)
             except Exception as exc:
-                _die(exc)
+                faust_private.exit_without_ack(exc)
 
     @app.timer(settings.model_poll_seconds)
     async def poll_model() -> None:
@@ -230,17 +187,18 @@ def _process(
     m.events_consumed.inc(len(records))
 
     def load(user: str, index: int) -> Any:
-        _as_current(batch[index])
+        faust_private.make_current(batch[index])
         return decode_state(table.get(user.encode("utf-8")))
 
     model = rt.store.current  # read once: a hot swap lands between batches
     result = process_batch(records, load, model, rt.cfg)
     for user, (state, index) in result.writes.items():
-        _as_current(batch[index])  # this user's own event: its partition (see module doc)
+        # This user's own event: its partition (see module doc).
+        faust_private.make_current(batch[index])
         table[user.encode("utf-8")] = encode_state(state)
         if state.ctx.last_ts_ms is not None:
             rt.clock.observe(state.ctx.last_ts_ms)
-    _as_current(batch[-1])
+    faust_private.make_current(batch[-1])
     _send(rt, records, events_topic, outputs, result)
     _count(rt, result)
 

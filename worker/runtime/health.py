@@ -1,7 +1,8 @@
 """Health for operators: ``/metrics``, ``/healthz``, ``/readyz`` and the readiness/lag timer.
 
 Served by Faust's own web server (``@app.page``) on WEB_HOST:WEB_PORT. Ready means: partitions of
-the events topic assigned, table recovery done, a model loaded (the process cannot run without).
+the events topic assigned, no rebalance (table recovery included) under way since the last one
+ended, a model loaded (the process cannot run without).
 """
 
 from __future__ import annotations
@@ -10,18 +11,47 @@ import logging
 from typing import Any
 
 import faust
+from faust.sensors import Sensor
 
 from worker.logs import RoutineRetries
 from worker.runtime.context import Runtime
+from worker.runtime.faust_private import committed_offset
 
 log = logging.getLogger("worker")
 LAG_INTERVAL_SECONDS = 2.0  # how stale /readyz and clickscore_consumer_lag may be
+
+
+class RebalanceSensor(Sensor):
+    """Whether a rebalance is under way, from Faust's public sensor hooks.
+
+    Faust calls ``on_rebalance_start`` when partitions are revoked and ``on_rebalance_end`` only
+    after its table recovery finished ("Worker ready", faust/tables/recovery.py), so between the
+    two the worker may still be restoring state from the changelog. (Faust's
+    ``recovery.completed`` is set after the first recovery and never cleared: the recovery bench
+    saw a 100k-user handover "ready" in 2 s with it.)
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.settled = False  # a rebalance ended, and none started since
+
+    def on_rebalance_start(self, app: Any) -> dict[str, Any]:
+        """Not ready until this rebalance and its recovery end."""
+        self.settled = False
+        return super().on_rebalance_start(app)
+
+    def on_rebalance_end(self, app: Any, state: dict[str, Any]) -> None:
+        """Recovery done: the assigned partitions hold their state."""
+        self.settled = True
+        super().on_rebalance_end(app, state)
 
 
 def add_health(app: faust.App, rt: Runtime) -> None:
     """Register the web routes and the timer that keeps readiness and lag current."""
     metrics, store = rt.metrics, rt.store
     events_topic = rt.settings.events_topic
+    rebalance = RebalanceSensor()
+    app.sensors.add(rebalance)
 
     @app.timer(LAG_INTERVAL_SECONDS)
     async def watch_partitions() -> None:
@@ -33,20 +63,12 @@ def add_health(app: faust.App, rt: Runtime) -> None:
             log.info("partitions assigned: %s", ", ".join(sorted(names)) or "(none)")
             metrics.consumer_lag.clear()
         for tp in tps:
-            # Faust's own record of what it committed (None until the first commit).
-            committed = consumer._committed_offset.get(tp) or 0  # type: ignore[attr-defined]
+            committed = committed_offset(consumer, tp) or 0
             end = consumer.highwater(tp)  # None until the first fetch from this partition
             if end is None:
                 continue
             metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, end - committed))
-        recovery = app.tables.recovery  # type: ignore[attr-defined]
-        # Faust sets ``completed`` after the first recovery and never clears it, so on its own it
-        # said "ready" while a rebalance was still restoring partitions from the changelog (the
-        # recovery bench saw a 100k-user handover "ready" in 2 s); also require that no rebalance
-        # or recovery is under way.
-        recovered = recovery.completed.is_set() and not recovery.in_recovery
-        recovered = recovered and not app.rebalancing
-        ready = bool(tps and recovered)
+        ready = bool(tps and rebalance.settled)
         metrics.ready.set(1 if ready else 0)
         if ready:
             RoutineRetries.settle()  # coordinator retries from now on are worth their level

@@ -25,14 +25,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-from faust.stores.rocksdb import Store as RocksDBStore
 
 from worker.logs import librdkafka_logger
+from worker.runtime.faust_private import OFFSET_KEY, partition_db, wrap_on_rebalance
 
 log = logging.getLogger("worker.preload")
-
-#: Faust's RocksDB key for the last changelog offset written to a partition database.
-OFFSET_KEY: bytes = RocksDBStore.offset_key
 CHUNK = 10_000  # records per consume call and per WriteBatch
 IDLE_TIMEOUT_S = 30.0  # no record for this long: give the rest to Faust's recovery
 
@@ -160,12 +157,8 @@ def _batches(
 
 def install(table: Any, consumer_config: Mapping[str, Any]) -> None:
     """Preload the assigned active changelog partitions of ``table`` (RocksDB) on rebalance."""
-    original = table.on_rebalance
 
-    async def on_rebalance(
-        assigned: set[Any], revoked: set[Any], newly_assigned: set[Any], generation_id: int = 0
-    ) -> None:
-        await original(assigned, revoked, newly_assigned, generation_id)  # opens the dbs
+    async def after_open(assigned: set[Any]) -> None:
         store = table.data
         standbys = table.app.assignor.assigned_standbys()
         topic = table.changelog_topic.get_topic_name()
@@ -177,7 +170,7 @@ def install(table: Any, consumer_config: Mapping[str, Any]) -> None:
         )
         if not partitions:
             return
-        dbs = {p: store._db_for_partition(p) for p in partitions}  # opened above, in this thread
+        dbs = {p: partition_db(store, p) for p in partitions}  # opened already, in this thread
         new_batch = _write_batch_factory(store)
         loop = asyncio.get_running_loop()
         try:
@@ -192,7 +185,7 @@ def install(table: Any, consumer_config: Mapping[str, Any]) -> None:
             done.seconds,
         )
 
-    table.on_rebalance = on_rebalance
+    wrap_on_rebalance(table, after_open)
 
 
 def _write_batch_factory(store: Any) -> Callable[[], Any]:

@@ -21,27 +21,6 @@ class TopicError(RuntimeError):
     """The broker cannot be reached or a topic does not fit the settings (one-line message)."""
 
 
-def admin_config(settings: Settings) -> dict[str, str | int | float | bool]:
-    """librdkafka settings for the admin client, from the worker's settings."""
-    config: dict[str, str | int | float | bool] = {
-        "bootstrap.servers": settings.kafka_bootstrap,
-        "security.protocol": settings.security_protocol,
-    }
-    if settings.security_protocol.startswith("SASL"):
-        config["sasl.mechanism"] = settings.sasl_mechanism
-        config["sasl.username"] = settings.sasl_username or ""
-        pw = settings.sasl_password
-        config["sasl.password"] = pw.get_secret_value() if pw else ""
-    for value, key in (
-        (settings.ssl_ca_file, "ssl.ca.location"),
-        (settings.ssl_cert_file, "ssl.certificate.location"),
-        (settings.ssl_key_file, "ssl.key.location"),
-    ):
-        if value is not None:
-            config[key] = str(value)
-    return config
-
-
 def _list_topics(settings: Settings, timeout_s: float) -> tuple[AdminClient, ClusterMetadata]:
     """The cluster's metadata, or a one-line :class:`TopicError` naming the setting at fault.
 
@@ -51,7 +30,11 @@ def _list_topics(settings: Settings, timeout_s: float) -> tuple[AdminClient, Clu
     slices so a refusal ends the start within seconds, in one line that names the setting.
     """
     errors: list[KafkaError] = []
-    config: dict[str, Any] = {**admin_config(settings), "log_level": 0, "error_cb": errors.append}
+    config: dict[str, Any] = {
+        **settings.kafka.librdkafka(),
+        "log_level": 0,
+        "error_cb": errors.append,
+    }
     admin = AdminClient(config)
     deadline = time.monotonic() + timeout_s
     while True:

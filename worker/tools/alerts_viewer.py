@@ -26,16 +26,10 @@ from rich.live import Live
 from rich.table import Table
 
 from worker.logs import librdkafka_logger
-from worker.settings import SettingsError
+from worker.settings import SettingsError, default, env_name, load_kafka
 from worker.tools.console import route_client_logs, say
-from worker.tools.kafka_config import (
-    bootstrap_servers,
-    check_reachable,
-    check_topic,
-    client_config,
-)
+from worker.tools.kafka_config import BOOTSTRAP_SOURCE, check_reachable, check_topic
 
-DEFAULT_TOPICS: Final = ("alerts.propensity", "alerts.churn")
 LIVE_ROWS: Final = 25  # newest alerts kept on screen in --follow mode
 _decoder: Final = msgspec.json.Decoder(dict[str, Any])
 
@@ -88,8 +82,8 @@ def _topics(args: argparse.Namespace) -> list[str]:
     if args.topics:
         return list(args.topics)
     return [
-        os.environ.get("CLICKSCORE_PROPENSITY_TOPIC") or DEFAULT_TOPICS[0],
-        os.environ.get("CLICKSCORE_CHURN_TOPIC") or DEFAULT_TOPICS[1],
+        os.environ.get(env_name(field)) or default(field)
+        for field in ("propensity_topic", "churn_topic")
     ]
 
 
@@ -99,15 +93,15 @@ def _start(args: argparse.Namespace) -> tuple[Consumer, set[tuple[str, int]]]:
         raise SettingsError(f"--limit={args.limit}: must be >= 1")
     if args.duration is not None and not args.duration > 0:
         raise SettingsError(f"--duration={args.duration}: must be > 0")
-    bootstrap = bootstrap_servers(args.bootstrap)
+    connection = load_kafka(args.bootstrap)
     config: dict[str, Any] = {
-        **client_config(bootstrap),
+        **connection.librdkafka(),
         "group.id": f"clickscore-alerts-view-{uuid.uuid4().hex[:8]}",  # required by librdkafka only
         "enable.auto.commit": False,
         "enable.partition.eof": True,
         "logger": librdkafka_logger("alerts"),
     }
-    check_reachable(client_config(bootstrap), "--bootstrap / CLICKSCORE_KAFKA_BOOTSTRAP")
+    check_reachable(connection, BOOTSTRAP_SOURCE)
     for topic in _topics(args):
         check_topic(topic, "--topics")
     consumer = Consumer(config)

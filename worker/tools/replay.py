@@ -17,24 +17,22 @@ from pathlib import Path
 from typing import Final
 
 from confluent_kafka import KafkaException, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from schemas.event import Event, encode_event
 from training.datasets import FORMATS, read_events  # import-light by design: no torch
 from worker.logs import librdkafka_logger
-from worker.settings import Settings, SettingsError, env_name
+from worker.settings import SettingsError, default, load_kafka
 from worker.tools.console import route_client_logs, say
 from worker.tools.kafka_config import (
-    bootstrap_servers,
+    BOOTSTRAP_SOURCE,
     check_reachable,
     check_topic,
-    client_config,
+    ensure_topic,
     producer_config,
 )
 
-DEFAULT_TOPIC: Final = "clickstream.events"
 FLUSH_TIMEOUT_S: Final = 60.0
 
 
@@ -163,38 +161,14 @@ def _start(args: argparse.Namespace) -> tuple[Producer, str]:
     if args.limit is not None and args.limit < 0:
         raise SettingsError(f"--limit={args.limit}: must be >= 0")
     topic_name = "--topic" if args.topic else "CLICKSCORE_EVENTS_TOPIC"
-    topic = check_topic(args.topic or os.environ.get(topic_name) or DEFAULT_TOPIC, topic_name)
-    bootstrap = bootstrap_servers(args.bootstrap)
-    config = producer_config(bootstrap)
-    check_reachable(client_config(bootstrap), "--bootstrap / CLICKSCORE_KAFKA_BOOTSTRAP")
-    _ensure_topic(client_config(bootstrap), topic)
+    chosen = args.topic or os.environ.get(topic_name) or default("events_topic")
+    topic = check_topic(chosen, topic_name)
+    connection = load_kafka(args.bootstrap)
+    config = producer_config(connection)
+    check_reachable(connection, BOOTSTRAP_SOURCE)
+    ensure_topic(connection, topic)
     producer = Producer({**config, "logger": librdkafka_logger("replay")})
     return producer, topic
-
-
-def _ensure_topic(config: dict[str, str], topic: str) -> None:
-    """Create a missing topic with the worker's partition count (CLICKSCORE_PARTITIONS).
-
-    Otherwise the broker creates it on the first produce with one partition, and a worker
-    started alongside (as the README does) then refuses it: its state changelog must have as
-    many partitions as the events topic.
-    """
-    counts = []
-    for setting in ("partitions", "replication_factor"):
-        name = env_name(setting)
-        value = os.environ.get(name) or str(Settings.model_fields[setting].default)
-        if not value.isdigit() or int(value) < 1:
-            raise SettingsError(f"{name}={value}: must be a whole number >= 1")
-        counts.append(int(value))
-    admin = AdminClient({**config, "log_level": 0})
-    if topic in admin.list_topics(timeout=10).topics:
-        return
-    future = admin.create_topics([NewTopic(topic, counts[0], counts[1])])[topic]
-    try:
-        future.result(timeout=30)
-    except KafkaException as exc:
-        if "TOPIC_ALREADY_EXISTS" not in str(exc):  # the worker created it meanwhile: fine
-            raise SettingsError(f"cannot create topic {topic}: {exc}") from None
 
 
 def _read(
