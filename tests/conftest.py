@@ -13,7 +13,10 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-from kafka_io import LocalKafka, create_topic
+
+from tests.kafka_io import LocalKafka, create_topic
+
+pytest_plugins = ["tests.worker_fixtures"]
 
 
 @pytest.fixture(scope="session")

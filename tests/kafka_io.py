@@ -1,7 +1,7 @@
 """Helpers for tests that talk to a real Kafka: kafka.sh, topics, produce, consume.
 
-Importable from any test module as ``kafka_io`` (tests/ is on sys.path once tests/conftest.py
-loads); the fixtures in tests/conftest.py are built from these.
+Imported as ``tests.kafka_io`` (tests/ is a package); the fixtures in tests/conftest.py are
+built from these.
 """
 
 from __future__ import annotations

@@ -10,9 +10,14 @@ import argparse
 import importlib
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from worker.env_check import unknown_variables
-from worker.settings import SettingsError, load_settings, settings_help
+from worker.settings import Settings, SettingsError, load_settings, settings_help
+
+if TYPE_CHECKING:  # heavy: imported by run_worker only once the settings are good
+    from worker.core.model_store import ModelStore
+    from worker.metrics import Metrics
 
 EXIT_BAD_SETTINGS = 2
 EXIT_BAD_MODEL = 3
@@ -36,8 +41,6 @@ def run_worker(args: argparse.Namespace) -> int:
     import faust
     from prometheus_client import CollectorRegistry
 
-    from training.artifact import ArtifactError
-    from worker.core.model_store import ModelStore
     from worker.logs import configure, logging_config
     from worker.metrics import Metrics
     from worker.runtime import faust_private
@@ -52,33 +55,12 @@ def run_worker(args: argparse.Namespace) -> int:
     configure(settings.log_level, settings.log_format)
     for warning in unknown:
         log.warning("%s", warning)
-    try:
-        # Faust creates only the last level of its data dir: a fresh checkout has no ./var yet.
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        print(
-            f"clickscore worker: bad setting: CLICKSCORE_DATA_DIR={settings.data_dir}: "
-            f"cannot create it ({exc.strerror})",
-            file=sys.stderr,
-        )
+    if not _make_data_dir(settings):
         return EXIT_BAD_SETTINGS
     metrics = Metrics.create(CollectorRegistry())
-    try:
-        store = ModelStore.open(settings.model_dir)
-    except ArtifactError as exc:
-        metrics.model_loads.labels("refused").inc()
-        print(f"clickscore worker: model refused: {exc}", file=sys.stderr)
+    store = _open_model(settings, metrics)
+    if store is None:
         return EXIT_BAD_MODEL
-    model = store.current
-    metrics.model_loads.labels("ok").inc()
-    metrics.set_model(model.version, model.featurizer_version, model.scorer.provider)
-    log.info("starting with settings %s", settings.loggable())
-    log.info(
-        "model loaded: %s from %s, provider %s",
-        model.version,
-        model.directory,
-        model.scorer.provider,
-    )
     try:
         created = ensure_topics(settings)
     except TopicError as exc:
@@ -99,6 +81,44 @@ def run_worker(args: argparse.Namespace) -> int:
     finally:
         log.info("worker stopped (in-flight batch finished, offsets committed, producer flushed)")
     return 0
+
+
+def _make_data_dir(settings: Settings) -> bool:
+    """Create the data dir with its parents: Faust makes only the last level (no ./var yet)."""
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(
+            f"clickscore worker: bad setting: CLICKSCORE_DATA_DIR={settings.data_dir}: "
+            f"cannot create it ({exc.strerror})",
+            file=sys.stderr,
+        )
+        return False
+    return True
+
+
+def _open_model(settings: Settings, metrics: Metrics) -> ModelStore | None:
+    """The model store, or None once the refusal is printed (the worker must not start)."""
+    from training.artifact import ArtifactError
+    from worker.core.model_store import ModelStore
+
+    try:
+        store = ModelStore.open(settings.model_dir)
+    except ArtifactError as exc:
+        metrics.model_loads.labels("refused").inc()
+        print(f"clickscore worker: model refused: {exc}", file=sys.stderr)
+        return None
+    model = store.current
+    metrics.model_loads.labels("ok").inc()
+    metrics.set_model(model.version, model.featurizer_version, model.scorer.provider)
+    log.info("starting with settings %s", settings.loggable())
+    log.info(
+        "model loaded: %s from %s, provider %s",
+        model.version,
+        model.directory,
+        model.scorer.provider,
+    )
+    return store
 
 
 def _lazy(module: str) -> tuple[object, object]:

@@ -9,6 +9,7 @@ traceback; a ``CLICKSCORE_*`` variable that is no setting gets a "did you mean" 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +26,9 @@ from worker.kafka_connection import (
 from worker.kafka_connection import FieldError as _FieldError
 
 __all__ = ["ENV_PREFIX", "Settings", "SettingsError", "load_kafka", "load_settings"]
+
+TOPIC_RULE = "[a-zA-Z0-9._-], <= 249"  # Kafka's topic-name rule, as the error message says it
+_LEGAL_TOPIC = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 LogFormat = Literal["text", "json"]
@@ -79,6 +83,13 @@ class Settings(KafkaConnection, BaseSettings):
     @classmethod
     def _upper_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("events_topic", "dlq_topic", "propensity_topic", "churn_topic", "scores_topic")
+    @classmethod
+    def _check_topic(cls, value: str) -> str:
+        if value and not legal_topic(value):  # an empty scores topic means "off"
+            raise ValueError(f"not a legal Kafka topic name ({TOPIC_RULE})")
+        return value
 
     @field_validator("model_dir")
     @classmethod
@@ -149,6 +160,11 @@ def load_kafka(
         if bootstrap:
             line = line.replace(env_name("kafka_bootstrap") + "=", "--bootstrap=", 1)
         raise SettingsError(line) from None
+
+
+def legal_topic(name: str) -> bool:
+    """Kafka's topic-name rule, checked at start rather than on the first produce."""
+    return bool(_LEGAL_TOPIC.fullmatch(name)) and name not in (".", "..")
 
 
 def default(field: str) -> Any:

@@ -11,7 +11,8 @@ import sys
 from typing import Any
 
 import yaml
-from deployfiles import (
+
+from tests.deploy.deployfiles import (
     COMPOSE_FILE,
     DEPLOY,
     DOCKERFILE,

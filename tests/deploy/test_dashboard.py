@@ -10,7 +10,9 @@ import json
 from pathlib import Path
 
 import yaml
-from deployfiles import (
+from prometheus_client import CollectorRegistry
+
+from tests.deploy.deployfiles import (
     COMPOSE_FILE,
     DASHBOARD_FILE,
     DEPLOY,
@@ -21,8 +23,6 @@ from deployfiles import (
     run_tool,
     tool,
 )
-from prometheus_client import CollectorRegistry
-
 from worker.metrics import Metrics
 
 # What the dashboard must show (issue: throughput, lag, latency, alerts by type, dead letters by

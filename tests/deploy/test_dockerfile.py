@@ -13,7 +13,8 @@ import tomllib
 from dataclasses import dataclass, field
 
 import dockerfile
-from deployfiles import DOCKERFILE, ROOT
+
+from tests.deploy.deployfiles import DOCKERFILE, ROOT
 
 
 @dataclass

@@ -12,7 +12,8 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-from deployfiles import K8S_DIR, RULES_FILE, k8s_object, k8s_objects, load_yaml_docs
+
+from tests.deploy.deployfiles import K8S_DIR, RULES_FILE, k8s_object, k8s_objects, load_yaml_docs
 
 K8S_VERSION = "1.30.0"  # oldest release we claim to support; its schemas are the strictest test
 CRD_KINDS = {"ScaledObject", "TriggerAuthentication", "ServiceMonitor", "PrometheusRule"}

@@ -32,7 +32,9 @@ import dockerfile
 import pytest
 import yaml
 from confluent_kafka import Producer
-from deployfiles import (
+
+from schemas.event import Event, encode_event
+from tests.deploy.deployfiles import (
     DOCKERFILE,
     METRIC_NAME,
     PROMETHEUS_DIR,
@@ -42,8 +44,6 @@ from deployfiles import (
     rule_exprs,
     tool,
 )
-
-from schemas.event import Event, encode_event
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -10,7 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from deployfiles import (
+from tests.deploy.deployfiles import (
     OPERATIONS_DOC,
     PROMETHEUS_DIR,
     RULES_FILE,

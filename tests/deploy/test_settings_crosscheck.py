@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deployfiles import COMPOSE_FILE, DOCKERFILE, k8s_object, load_yaml_docs
 
+from tests.deploy.deployfiles import COMPOSE_FILE, DOCKERFILE, k8s_object, load_yaml_docs
 from worker.settings import ENV_PREFIX, Settings, SettingsError, load_settings
 
 KNOWN = {ENV_PREFIX + name.upper() for name in Settings.model_fields}

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from worker_process import ROOT
+from tests.e2e.worker_process import ROOT
 
 
 def offline_scores(

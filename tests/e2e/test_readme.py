@@ -15,7 +15,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from worker_process import free_port
+
+from tests.e2e.worker_process import free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

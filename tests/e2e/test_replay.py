@@ -20,9 +20,9 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient
-from kafka_io import produce, topic_size
 
 from schemas.event import Event, decode_event
+from tests.kafka_io import produce, topic_size
 from training.datasets import write_events
 from worker.tools import alerts_viewer, replay
 

@@ -18,13 +18,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kafka_io import consume, produce
-from score_parity import offline_scores, worst_difference
-from worker_artifacts import keyed, make_events, shared_artifact
-from worker_process import WorkerProcess, counter, worker_env
 
 import schemas
 from schemas.event import Event, encode_event
+from tests.e2e.score_parity import offline_scores, worst_difference
+from tests.e2e.worker_process import WorkerFactory, WorkerProcess, counter
+from tests.kafka_io import consume, produce
+from tests.worker_artifacts import keyed, make_events, shared_artifact
 from training.datasets import write_events
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -64,29 +64,16 @@ class Run:
 
 @pytest.fixture(scope="module")
 def run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
-    tmp = tmp_path_factory.mktemp("worker-e2e")
-    tag = uuid.uuid4().hex[:8]
-    topics = {
-        "events_topic": f"ev-{tag}",
-        "dlq_topic": f"dlq-{tag}",
-        "propensity_topic": f"prop-{tag}",
-        "churn_topic": f"churn-{tag}",
-        "scores_topic": f"scores-{tag}",
-    }
-    env = worker_env(
-        kafka_bootstrap,
+    factory = WorkerFactory(kafka_bootstrap, tmp_path_factory.mktemp("worker-e2e"))
+    topics = factory.topics
+    worker = factory.start(
         shared_artifact(propensity=0.0, churn=0.0),
-        tmp / "data",
-        group_id=f"cs-{tag}",
         partitions=4,
         batch_size=64,
         churn_idle_seconds=10**9,  # no sweep alerts here: the counts below are exact
         churn_sweep_interval_seconds=1,  # ... but the sweep runs (and is timed) every second
-        **topics,
     )
-    worker = WorkerProcess(env, tmp / "worker.log")
     try:
-        worker.wait_ready()
         good = make_events(N_GOOD, users=N_USERS, seed=11)
         records: list[tuple[bytes | None, bytes]] = []
         pairs = keyed(good)

@@ -14,11 +14,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-from kafka_io import consume, produce
-from worker_artifacts import copy_artifact, keyed, make_artifact, make_events, shared_artifact
-from worker_process import WorkerProcess, counter, worker_env
 
 import schemas
+from tests.e2e.worker_process import WorkerFactory, counter
+from tests.kafka_io import consume, produce
+from tests.worker_artifacts import copy_artifact, keyed, make_artifact, make_events, shared_artifact
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -58,22 +58,18 @@ def _version(m: dict[str, float]) -> str:
     return info[0].split("model_version=")[1].split(",")[0].rstrip("}")
 
 
-def test_hot_swap_while_events_flow(kafka_bootstrap: str, tmp_path: Path) -> None:
+def test_hot_swap_while_events_flow(
+    kafka_bootstrap: str, tmp_path: Path, worker_factory: WorkerFactory
+) -> None:
     model_dir = copy_artifact(shared_artifact(propensity=0.0, churn=0.0), tmp_path / "model")
     v1 = json.loads((model_dir / "manifest.json").read_text())["model_version"]
-    tag = uuid.uuid4().hex[:8]
-    topics = {"events_topic": f"ev-{tag}", "scores_topic": f"scores-{tag}"}
-    topics |= {"dlq_topic": f"dlq-{tag}", "propensity_topic": f"p-{tag}", "churn_topic": f"c-{tag}"}
-    env = worker_env(
-        kafka_bootstrap, model_dir, tmp_path / "data", group_id=f"cs-{tag}", partitions=2,
-        batch_size=32, churn_idle_seconds=10**9, **topics,
-    )  # fmt: skip
-    worker = WorkerProcess(env, tmp_path / "worker.log")
+    topics = worker_factory.topics
+    worker = worker_factory.start(model_dir, partitions=2, batch_size=32, churn_idle_seconds=10**9)
     try:
-        worker.wait_ready()
         before = Feeder(kafka_bootstrap, topics["events_topic"], "a", 10)
         before.start()
-        time.sleep(1.0)  # let some events be scored with v1 first
+        # Some events scored with v1 first (a metric, not a sleep: a slow machine waits longer).
+        worker.wait_metric(lambda m: counter(m, "clickscore_events_scored_total") > 0, timeout=60)
         make_artifact(model_dir, seed=5, thresholds={"propensity": 0.0, "churn": 0.0},
                       model_version="v2-swapped")  # fmt: skip
         m = worker.wait_metric(lambda m: _version(m) == "v2-swapped", timeout=60)

@@ -17,15 +17,14 @@ import json
 import re
 import signal
 import uuid
-from pathlib import Path
 
 import numpy as np
 import pytest
 from confluent_kafka import Consumer, KafkaError
-from kafka_io import consume, produce, topic_size
-from worker_artifacts import keyed, make_events, shared_artifact
-from worker_process import WorkerProcess, counter, worker_env
 
+from tests.e2e.worker_process import WorkerFactory, WorkerProcess, counter
+from tests.kafka_io import consume, produce, topic_size
+from tests.worker_artifacts import keyed, make_events, shared_artifact
 from training.score import score_events
 from worker.runtime.app import TABLE_NAME
 
@@ -67,26 +66,20 @@ def _partitions_by_key(bootstrap: str, topic: str) -> dict[bytes, set[int]]:
 
 @pytest.mark.parametrize("preload", [True, False], ids=["preload", "faust-recovery"])
 def test_changelog_partitions_and_restore_from_changelog(
-    kafka_bootstrap: str, tmp_path: Path, preload: bool
+    kafka_bootstrap: str, preload: bool, worker_factory: WorkerFactory
 ) -> None:
-    tag = uuid.uuid4().hex[:8]
-    group = f"cs-{tag}"
-    topics = {"events_topic": f"ev-{tag}", "scores_topic": f"scores-{tag}"}
-    topics |= {"dlq_topic": f"dlq-{tag}", "propensity_topic": f"p-{tag}", "churn_topic": f"c-{tag}"}
+    group, topics = worker_factory.group, worker_factory.topics
     model = shared_artifact()
     events = make_events(900, users=40, seed=21)
     first, second = events[:600], events[600:]
 
-    def start(data_dir: Path, log: str) -> WorkerProcess:
-        env = worker_env(
-            kafka_bootstrap, model, data_dir, group_id=group, partitions=PARTITIONS,
-            batch_size=128, batch_max_wait_ms=200, changelog_preload=preload, **topics,
+    def start(name: str) -> WorkerProcess:
+        return worker_factory.start(
+            model, name, partitions=PARTITIONS, batch_size=128, batch_max_wait_ms=200,
+            changelog_preload=preload,
         )  # fmt: skip
-        worker = WorkerProcess(env, tmp_path / log)
-        worker.wait_ready()
-        return worker
 
-    worker = start(tmp_path / "data-a", "a.log")
+    worker = start("a")
     try:
         produce(kafka_bootstrap, topics["events_topic"], keyed(first))
         m = worker.wait_metric(lambda m: counter(m, "clickscore_events_scored_total") >= 600)
@@ -103,7 +96,7 @@ def test_changelog_partitions_and_restore_from_changelog(
     records = topic_size(kafka_bootstrap, changelog)
 
     # A fresh data dir: the new worker can only know the users from the changelog.
-    worker = start(tmp_path / "data-b", "b.log")
+    worker = start("b")
     try:
         produce(kafka_bootstrap, topics["events_topic"], keyed(second))
         worker.wait_metric(lambda m: counter(m, "clickscore_events_scored_total") >= 300)

@@ -14,8 +14,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from worker_artifacts import copy_artifact, shared_artifact
-from worker_process import ROOT, WorkerProcess, worker_env
+
+from tests.e2e.worker_process import ROOT, WorkerProcess, worker_env
+from tests.worker_artifacts import copy_artifact, shared_artifact
 
 
 def _run(env: dict[str, str], before: str = "") -> subprocess.CompletedProcess[str]:

@@ -13,33 +13,30 @@ import uuid
 from pathlib import Path
 
 import pytest
-from kafka_io import consume, produce
-from worker_artifacts import T0_MS, keyed, make_artifact, make_events
-from worker_process import WorkerProcess, counter, worker_env
 
 import schemas
 from schemas.event import Event
+from tests.e2e.worker_process import WorkerFactory, counter
+from tests.kafka_io import consume, produce
+from tests.worker_artifacts import T0_MS, keyed, make_artifact, make_events
 from worker.core.alerts import alert_id
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
-def test_sweep_alerts_idle_users_once(kafka_bootstrap: str, tmp_path: Path) -> None:
+def test_sweep_alerts_idle_users_once(
+    kafka_bootstrap: str, tmp_path: Path, worker_factory: WorkerFactory
+) -> None:
     model = tmp_path / "model"
     make_artifact(model, seed=3, thresholds={"propensity": 1.0, "churn": 0.5},
                   model_version="sweepy", churn_from_silence=True)  # fmt: skip
-    tag = uuid.uuid4().hex[:8]
-    topics = {"events_topic": f"ev-{tag}", "dlq_topic": f"dlq-{tag}"}
-    topics |= {"propensity_topic": f"p-{tag}", "churn_topic": f"c-{tag}"}
-    env = worker_env(
-        kafka_bootstrap, model, tmp_path / "data", group_id=f"cs-{tag}", partitions=2,
-        churn_sweep_interval_seconds=1, churn_idle_seconds=600, **topics,
-    )  # fmt: skip
+    topics = worker_factory.topics
     events = make_events(200, users=12, seed=8)  # T0 .. T0 + 199 s
     late = Event(event_id="late-1", user_id="late-user", event_type="view", ts_ms=T0_MS + 3_600_000)
-    worker = WorkerProcess(env, tmp_path / "worker.log")
+    worker = worker_factory.start(
+        model, partitions=2, churn_sweep_interval_seconds=1, churn_idle_seconds=600, scores_topic=""
+    )
     try:
-        worker.wait_ready()
         produce(kafka_bootstrap, topics["events_topic"], keyed(events))
         # The late event only once every other one is applied: sent together, it may be applied
         # first (another partition), move the clock an hour on, and let the sweep alert users

@@ -17,10 +17,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-from kafka_io import consume
-from score_parity import offline_scores, worst_difference
-from worker_artifacts import shared_artifact
-from worker_process import ROOT, WorkerProcess, counter, worker_env
+
+from tests.e2e.score_parity import offline_scores, worst_difference
+from tests.e2e.worker_process import ROOT, WorkerFactory, counter
+from tests.kafka_io import consume
+from tests.worker_artifacts import shared_artifact
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -32,16 +33,14 @@ def _run(*args: str) -> None:
     subprocess.run([sys.executable, *args], cwd=ROOT, check=True, capture_output=True, timeout=600)
 
 
-def test_taobao_streamed_scores_equal_offline_scores(kafka_bootstrap: str, tmp_path: Path) -> None:
+def test_taobao_streamed_scores_equal_offline_scores(
+    kafka_bootstrap: str, tmp_path: Path, worker_factory: WorkerFactory
+) -> None:
     assert TAOBAO.is_file(), f"{TAOBAO} is missing: the shared data directory must be present"
-    tag = uuid.uuid4().hex[:8]
-    topics = {"events_topic": f"ev-{tag}", "scores_topic": f"scores-{tag}"}
-    topics |= {"dlq_topic": f"dlq-{tag}", "propensity_topic": f"p-{tag}", "churn_topic": f"c-{tag}"}
+    topics = worker_factory.topics
     model = shared_artifact()
-    env = worker_env(kafka_bootstrap, model, tmp_path / "data", group_id=f"cs-{tag}", **topics)
-    worker = WorkerProcess(env, tmp_path / "worker.log")
+    worker = worker_factory.start(model)
     try:
-        worker.wait_ready()
         replay = ["-m", "worker", "replay", str(TAOBAO), "--format", "taobao", "--quiet"]
         _run(*replay, "--topic", topics["events_topic"], "--bootstrap", kafka_bootstrap)
         m = worker.wait_metric(
@@ -54,7 +53,9 @@ def test_taobao_streamed_scores_equal_offline_scores(kafka_bootstrap: str, tmp_p
     assert "Traceback" not in worker.log_tail(10**7)
 
     offline = offline_scores(model, TAOBAO, tmp_path / "offline.csv", fmt="taobao")
-    got = consume(kafka_bootstrap, topics["scores_topic"], f"t-{tag}", ROWS, timeout=120)
+    got = consume(
+        kafka_bootstrap, topics["scores_topic"], f"t-{uuid.uuid4().hex}", ROWS, timeout=120
+    )
     streamed = {d["event_id"]: d for d in (json.loads(v) for _, v in got)}
     assert len(offline) == ROWS and streamed.keys() == offline.keys()
     worst = worst_difference(offline, streamed)

@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -137,3 +138,52 @@ class WorkerProcess:
 def counter(samples: dict[str, float], name: str) -> float:
     """Sum of a counter over all its label sets (0 when absent)."""
     return sum(v for k, v in samples.items() if k == name or k.startswith(name + "{"))
+
+
+def own_topics(tag: str) -> dict[str, str]:
+    """Topic settings no other test uses: events, dead letters, both alert topics, scores."""
+    return {
+        "events_topic": f"ev-{tag}",
+        "dlq_topic": f"dlq-{tag}",
+        "propensity_topic": f"prop-{tag}",
+        "churn_topic": f"churn-{tag}",
+        "scores_topic": f"scores-{tag}",
+    }
+
+
+class WorkerFactory:
+    """Workers for one test: own topics and consumer group, each its data dir and log in ``tmp``.
+
+    ``close(failed=True)`` prints every worker's log (pytest shows it under the failed test).
+    """
+
+    def __init__(self, bootstrap: str, tmp: Path) -> None:
+        self.bootstrap = bootstrap
+        self.tmp = tmp
+        tag = uuid.uuid4().hex[:8]
+        self.topics = own_topics(tag)
+        self.group = f"cs-{tag}"
+        self.workers: list[WorkerProcess] = []
+
+    def start(
+        self, model_dir: Path, name: str = "worker", ready: bool = True, **settings: object
+    ) -> WorkerProcess:
+        """Start ``python -m worker run`` (data dir ``tmp/data-<name>``); wait until ready."""
+        env = worker_env(
+            self.bootstrap,
+            model_dir,
+            self.tmp / f"data-{name}",
+            **{"group_id": self.group, **self.topics, **settings},
+        )
+        worker = WorkerProcess(env, self.tmp / f"{name}-{len(self.workers)}.log")
+        self.workers.append(worker)
+        if ready:
+            worker.wait_ready()
+        return worker
+
+    def close(self, failed: bool = False) -> None:
+        """Stop the workers still running; on a failure, print each one's log."""
+        for worker in self.workers:
+            worker.stop()
+            if failed:
+                print(f"----- {worker.log_path} -----\n{worker.log_tail(20_000)}")

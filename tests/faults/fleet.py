@@ -10,8 +10,8 @@ import time
 import uuid
 from pathlib import Path
 
-from oracle import Oracle
-from worker_process import WorkerProcess, counter, worker_env
+from tests.e2e.worker_process import WorkerProcess, counter, own_topics, worker_env
+from tests.faults.oracle import Oracle
 
 PARTITIONS = 6
 
@@ -30,13 +30,7 @@ class Fleet:
         self.bootstrap = bootstrap
         self.oracle = oracle
         self.tmp = tmp
-        self.topics = {
-            "events_topic": f"ev-{tag}",
-            "dlq_topic": f"dlq-{tag}",
-            "propensity_topic": f"prop-{tag}",
-            "churn_topic": f"churn-{tag}",
-            "scores_topic": f"scores-{tag}",
-        }
+        self.topics = own_topics(tag)
         self.settings: dict[str, object] = {
             "group_id": f"cs-{tag}",
             "partitions": PARTITIONS,

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from worker_artifacts import copy_artifact, keyed, make_events, shared_artifact
 
 from schemas.event import Event
+from tests.worker_artifacts import copy_artifact, keyed, make_events, shared_artifact
 from training.score import score_events
 from worker.core.micro_batch import PipelineConfig, Record, process_batch
 from worker.core.model_store import load_model

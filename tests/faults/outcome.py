@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-from oracle import Oracle
 
 from schemas.event import EventError, decode_event
+from tests.faults.oracle import Oracle
 
 TOLERANCE = 1e-4  # docs/contracts.md: streamed == offline within 1e-4
 

@@ -14,12 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from fleet import Fleet
-from kafka_io import LocalKafka
-from oracle import Oracle
-from outcome import Outputs
-from traffic import PacedProducer
-from worker_process import WorkerProcess, counter
+
+from tests.e2e.worker_process import WorkerProcess, counter
+from tests.faults.fleet import Fleet
+from tests.faults.oracle import Oracle
+from tests.faults.outcome import Outputs
+from tests.faults.traffic import PacedProducer
+from tests.kafka_io import LocalKafka
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -12,11 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
-from fleet import Fleet, wait_scoring
-from oracle import Oracle
-from outcome import Outputs
-from traffic import PacedProducer
-from worker_process import counter
+
+from tests.e2e.worker_process import counter
+from tests.faults.fleet import Fleet, wait_scoring
+from tests.faults.oracle import Oracle
+from tests.faults.outcome import Outputs
+from tests.faults.traffic import PacedProducer
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

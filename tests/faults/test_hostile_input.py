@@ -21,12 +21,12 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from kafka_io import consume, produce, topic_size
-from worker_artifacts import T0_MS, shared_artifact
-from worker_process import WorkerProcess, counter, worker_env
 
 import schemas
 from schemas.event import decode_event
+from tests.e2e.worker_process import WorkerFactory, WorkerProcess, counter
+from tests.kafka_io import consume, produce, topic_size
+from tests.worker_artifacts import T0_MS, shared_artifact
 from training.score import score_events
 from worker.core.deadletter import MAX_VALUE_BYTES
 from worker.core.micro_batch import BatchResult, PipelineConfig, Record, process_batch
@@ -246,29 +246,16 @@ class CorpusRun:
 def corpus_run(
     kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[CorpusRun]:
-    tmp = tmp_path_factory.mktemp("hostile")
-    tag = uuid.uuid4().hex[:8]
-    topics = {
-        "events_topic": f"ev-{tag}",
-        "dlq_topic": f"dlq-{tag}",
-        "propensity_topic": f"prop-{tag}",
-        "churn_topic": f"churn-{tag}",
-        "scores_topic": f"scores-{tag}",
-    }
-    env = worker_env(
-        kafka_bootstrap,
+    factory = WorkerFactory(kafka_bootstrap, tmp_path_factory.mktemp("hostile"))
+    topics = factory.topics
+    rows = load_corpus()
+    worker = factory.start(
         shared_artifact(propensity=0.0, churn=0.0),
-        tmp / "data",
-        group_id=f"cs-{tag}",
         partitions=2,
         batch_size=32,
         churn_idle_seconds=10**9,  # no sweep: this run is about input, not silence
-        **topics,
     )
-    rows = load_corpus()
-    worker = WorkerProcess(env, tmp / "worker.log")
     try:
-        worker.wait_ready()
         produce(kafka_bootstrap, topics["events_topic"], [(r.key, r.value) for r in rows])  # type: ignore[misc]
         rekeyed = sum(r.expect == "rekeyed" for r in rows)
         metrics = worker.wait_metric(

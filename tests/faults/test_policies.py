@@ -13,9 +13,9 @@ from collections.abc import Sequence
 import msgspec
 import numpy as np
 import pytest
-from worker_artifacts import T0_MS, shared_artifact
 
 from schemas.event import Event, encode_event
+from tests.worker_artifacts import T0_MS, shared_artifact
 from training.featurizer import LOG_GAP, featurize_sequence
 from training.score import score_events
 from worker.core.micro_batch import MAX_AHEAD_MS, PipelineConfig, Record, process_batch

@@ -12,10 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
-from fleet import Fleet
-from oracle import Oracle
-from outcome import Outputs
-from traffic import PacedProducer
+
+from tests.faults.fleet import Fleet
+from tests.faults.oracle import Oracle
+from tests.faults.outcome import Outputs
+from tests.faults.traffic import PacedProducer
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -22,12 +22,12 @@ from pathlib import Path
 import certifi
 import pytest
 from confluent_kafka import Consumer, KafkaError
-from kafka_io import kafka_sh, produce
 from prometheus_client.parser import text_string_to_metric_families
-from worker_artifacts import keyed, make_events, shared_artifact
-from worker_process import ROOT, WorkerProcess, counter, worker_env
 
 import schemas
+from tests.e2e.worker_process import ROOT, WorkerProcess, counter, own_topics, worker_env
+from tests.kafka_io import kafka_sh, produce
+from tests.worker_artifacts import keyed, make_events, shared_artifact
 from worker.settings import load_kafka
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -72,11 +72,7 @@ def _env(secure: SecureKafka, tmp: Path, **overrides: str) -> dict[str, str]:
         partitions=2,
         batch_size=32,
         store="memory://",
-        events_topic=f"ev-{tag}",
-        dlq_topic=f"dlq-{tag}",
-        propensity_topic=f"prop-{tag}",
-        churn_topic=f"churn-{tag}",
-        scores_topic=f"scores-{tag}",
+        **own_topics(tag),
         pseudonymize_key=PSEUDONYM_KEY,
     )
     return {**env, **secure.client_env, **overrides}

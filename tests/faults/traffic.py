@@ -12,7 +12,8 @@ import time
 from collections.abc import Sequence
 
 from confluent_kafka import KafkaError, Producer
-from kafka_io import producer_config
+
+from tests.kafka_io import producer_config
 
 
 class PacedProducer:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 from confluent_kafka.admin import AdminClient
-from kafka_io import LocalKafka, consume, produce
+
+from tests.kafka_io import LocalKafka, consume, produce
 
 pytestmark = [pytest.mark.kafka, pytest.mark.cluster, pytest.mark.slow]
 

@@ -8,7 +8,8 @@ import socket
 from pathlib import Path
 
 import pytest
-from kafka_io import KAFKA_SH, LocalKafka, bootstrap_of, kafka_sh
+
+from tests.kafka_io import KAFKA_SH, LocalKafka, bootstrap_of, kafka_sh
 
 
 def _port_listening(port: int) -> bool:

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
-from kafka_io import consume, produce
+
+from tests.kafka_io import consume, produce
 
 pytestmark = pytest.mark.kafka
 

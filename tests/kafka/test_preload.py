@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import rocksdict
 from confluent_kafka import Producer
-from kafka_io import producer_config
 
+from tests.kafka_io import producer_config
 from worker.runtime.preload import OFFSET_KEY, persisted_offset, preload
 
 pytestmark = pytest.mark.kafka

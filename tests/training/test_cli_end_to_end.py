@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-from worker_artifacts import shared_artifact
 
 from schemas import validate
+from tests.worker_artifacts import shared_artifact
 from training.cli import PRESET_NAMES, main
 from training.datasets import read_events
 from training.featurizer import featurize_sequence

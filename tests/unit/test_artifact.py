@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from worker_artifacts import copy_artifact, shared_artifact
 
+from tests.worker_artifacts import copy_artifact, shared_artifact
 from training.artifact import ArtifactError, check_artifact
 from training.export import read_manifest
 from worker.core.model_store import load_model

@@ -9,7 +9,7 @@ import pytest
 
 from worker.kafka_connection import KafkaConnection, local
 from worker.settings import Settings, SettingsError, load_kafka, load_settings
-from worker.tools.kafka_config import producer_config
+from worker.tools.kafka_config import check_topic, producer_config
 
 SASL = {
     "CLICKSCORE_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
@@ -89,3 +89,13 @@ def test_settings_hand_on_their_connection(tmp_path: Path) -> None:
 
 def test_producer_partitions_keys_like_java_and_aiokafka() -> None:
     assert producer_config(local("127.0.0.1:9092"))["partitioner"] == "murmur2_random"
+
+
+@pytest.mark.parametrize("topic", ["no spaces", "..", "a" * 250, "ümlaut"])
+def test_worker_and_tools_refuse_the_same_illegal_topic_names(topic: str, tmp_path: Path) -> None:
+    (tmp_path / "manifest.json").write_text("{}")
+    with pytest.raises(SettingsError, match=r"CLICKSCORE_DLQ_TOPIC=.*not a legal Kafka topic name"):
+        load_settings({"CLICKSCORE_DLQ_TOPIC": topic, "CLICKSCORE_MODEL_DIR": str(tmp_path)})
+    with pytest.raises(SettingsError, match=r"--topic=.*not a legal Kafka topic name"):
+        check_topic(topic, "--topic")
+    assert check_topic("clickstream.events_v-2", "--topic") == "clickstream.events_v-2"

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from worker_artifacts import shared_artifact
 
+from tests.worker_artifacts import shared_artifact
 from training.artifact import StepScoring
 from training.featurizer import FEATURE_DIM
 from training.score import StepScorer

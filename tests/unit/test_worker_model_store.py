@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from worker_artifacts import copy_artifact, make_artifact, shared_artifact
 
+from tests.worker_artifacts import copy_artifact, make_artifact, shared_artifact
 from training.artifact import ArtifactError
 from training.featurizer import FEATURE_DIM, FEATURIZER_VERSION
 from worker.core.model_store import ModelStore, load_model

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
-from worker_artifacts import T0_MS, keyed, make_events, shared_artifact
 
 import schemas
 from schemas.event import Event, encode_event
+from tests.worker_artifacts import T0_MS, keyed, make_events, shared_artifact
 from training.score import score_events
 from worker.core.micro_batch import PipelineConfig, Record, process_batch, waves
 from worker.core.model_store import Model, load_model
@@ -163,7 +164,7 @@ def test_alerts_validate_and_fire_once_per_user_at_threshold_zero(model: Model) 
 
 
 def test_new_state_shapes_reset_users_on_their_next_event(model: Model, tmp_path) -> None:
-    from worker_artifacts import make_artifact
+    from tests.worker_artifacts import make_artifact
 
     make_artifact(tmp_path, seed=1, hidden=24)
     bigger = load_model(tmp_path)
@@ -218,3 +219,14 @@ def test_event_clock_follows_the_data_plus_wall_time() -> None:
     clock.observe(T0_MS - 10_000)  # an older event does not move the clock back
     assert clock.now_ms() == T0_MS + 2500
     json.dumps(clock.now_ms())
+
+
+def test_core_defaults_are_the_worker_settings_defaults(tmp_path: Path) -> None:
+    # PipelineConfig's defaults serve tests and the bench; they must not drift from Settings'.
+    from worker.runtime.context import pipeline_config
+    from worker.settings import load_settings
+
+    (tmp_path / "manifest.json").write_text("{}")
+    assert (
+        pipeline_config(load_settings({"CLICKSCORE_MODEL_DIR": str(tmp_path)})) == PipelineConfig()
+    )

@@ -25,7 +25,10 @@ class Record:
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """The settings the pure core needs (a subset of :class:`worker.settings.Settings`)."""
+    """The settings the pure core needs (a subset of :class:`worker.settings.Settings`).
+
+    Its defaults equal the worker's (tests/unit/test_worker_pipeline.py checks it).
+    """
 
     max_event_bytes: int = 65536
     dedup_window: int = 64

@@ -22,7 +22,6 @@ The agent is thin (see worker/core/micro_batch.py for the logic). Two Faust fact
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -35,11 +34,11 @@ from faust.types import EventT
 from worker.core.micro_batch import BatchResult, Record, process_batch
 from worker.core.model_store import ModelStore
 from worker.core.state import decode_state, encode_state
-from worker.core.sweep import sweep
 from worker.metrics import Metrics
 from worker.runtime import faust_private, preload
 from worker.runtime.context import Runtime
 from worker.runtime.health import add_health
+from worker.runtime.timers import add_churn_sweep, add_model_poll
 from worker.settings import Settings
 
 log = logging.getLogger("worker")
@@ -49,7 +48,30 @@ _json = msgspec.json.Encoder()
 
 def build_app(settings: Settings, store: ModelStore, metrics: Metrics) -> faust.App:
     """The Faust app for ``settings`` (topics, table, agent, timers, web routes)."""
-    app = faust.App(
+    app = _faust_app(settings)
+    rt = Runtime(settings, store, metrics)
+    events, outputs = _topics(app, settings)
+    table = app.Table(
+        TABLE_NAME,
+        default=None,
+        partitions=settings.partitions,
+        # bytes -> Faust picks the "raw" codec for both (any other type means JSON).
+        key_type=bytes,
+        value_type=bytes,
+    )
+    if settings.store == "rocksdb://" and settings.changelog_preload:
+        # Faust restores ~3k records/s; confluent-kafka reads the changelog far faster.
+        preload.install(table, settings.kafka.librdkafka())
+    _add_agent(app, rt, table, events, outputs)
+    add_model_poll(app, rt)
+    add_churn_sweep(app, rt, table, outputs["churn"])
+    add_health(app, rt)
+    return app
+
+
+def _faust_app(settings: Settings) -> faust.App:
+    """The app itself: broker, store, web server and producer settings."""
+    return faust.App(
         settings.group_id,
         broker=settings.kafka.faust_broker(),
         broker_credentials=settings.kafka.faust_credentials(),
@@ -68,7 +90,10 @@ def build_app(settings: Settings, store: ModelStore, metrics: Metrics) -> faust.
         producer_linger=0.005,
         producer_max_batch_size=256 * 1024,
     )
-    rt = Runtime(settings, store, metrics)
+
+
+def _topics(app: faust.App, settings: Settings) -> tuple[Any, dict[str, Any]]:
+    """The events topic and the output topics by kind (raw bytes both ways)."""
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes}
     raw |= {"key_serializer": "raw", "value_serializer": "raw"}
     events = app.topic(settings.events_topic, partitions=settings.partitions, **raw)
@@ -79,17 +104,14 @@ def build_app(settings: Settings, store: ModelStore, metrics: Metrics) -> faust.
     }
     if settings.scores_topic:
         outputs["scores"] = app.topic(settings.scores_topic, **raw)
-    table = app.Table(
-        TABLE_NAME,
-        default=None,
-        partitions=settings.partitions,
-        # bytes -> Faust picks the "raw" codec for both (any other type means JSON).
-        key_type=bytes,
-        value_type=bytes,
-    )
-    if settings.store == "rocksdb://" and settings.changelog_preload:
-        # Faust restores ~3k records/s; confluent-kafka reads the changelog far faster.
-        preload.install(table, settings.kafka.librdkafka())
+    return events, outputs
+
+
+def _add_agent(
+    app: faust.App, rt: Runtime, table: Any, events: Any, outputs: dict[str, Any]
+) -> None:
+    """The events agent, and the start-up task that readies the producer for its batches."""
+    settings = rt.settings
 
     @app.task
     async def declare_outputs() -> None:
@@ -111,67 +133,6 @@ def build_app(settings: Settings, store: ModelStore, metrics: Metrics) -> faust.
                 _process(rt, table, events, outputs, batch)
             except Exception as exc:
                 faust_private.exit_without_ack(exc)
-
-    @app.timer(settings.model_poll_seconds)
-    async def poll_model() -> None:
-        # Loading runs in a thread; the agent reads ``store.current`` once per batch, so the swap
-        # lands between batches and no event is dropped.
-        try:
-            found = await asyncio.get_running_loop().run_in_executor(None, store.poll)
-        except Exception:  # e.g. the directory vanished: keep serving, say so, try again later
-            log.exception("model poll failed, still serving %s", store.current.version)
-            return
-        if found is None:
-            return
-        result, detail = found
-        metrics.model_loads.labels(result).inc()
-        if result == "ok":
-            model = store.current
-            metrics.set_model(model.version, model.featurizer_version, model.scorer.provider)
-            log.info("model loaded: %s (hot swap)", model.version)
-        else:
-            log.error("model refused, still serving %s: %s", store.current.version, detail)
-
-    @app.timer(settings.churn_sweep_interval_seconds)
-    async def churn_sweep() -> None:
-        try:
-            _sweep(rt, table, outputs["churn"])
-        except Exception:  # the sweep is best effort: a failure must not stop event scoring
-            log.exception("churn sweep failed")
-
-    def _sweep(rt: Runtime, table: Any, churn_topic: Any) -> None:
-        now_ms = rt.clock.now_ms()
-        if now_ms is None:
-            return
-        started = time.perf_counter()
-        items = (
-            (k.decode("utf-8"), s) for k, v in table.items() if (s := decode_state(v)) is not None
-        )
-        result = sweep(
-            items,
-            now_ms=now_ms,
-            idle_ms=int(settings.churn_idle_seconds * 1000),
-            model=store.current,
-            cfg=rt.cfg,
-            alerted=rt.swept,
-            batch_size=settings.batch_size,
-        )
-        for emit in result.alerts:
-            churn_topic.send_soon(key=emit.key.encode("utf-8"), value=_json.encode(emit.doc))
-            metrics.alerts_emitted.labels("churn", "sweep").inc()
-        rt.users_local = result.users
-        metrics.users_in_state.set(result.users)
-        metrics.churn_sweep_duration.observe(time.perf_counter() - started)
-        if result.alerts:
-            log.info(
-                "churn sweep: %d users, %d re-scored, %d alerts",
-                result.users,
-                result.rescored,
-                len(result.alerts),
-            )
-
-    add_health(app, rt)
-    return app
 
 
 def _process(

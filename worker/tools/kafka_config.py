@@ -9,11 +9,10 @@ from __future__ import annotations
 import os
 
 from worker.kafka_connection import KafkaConnection
-from worker.settings import SettingsError, default, env_name
+from worker.settings import TOPIC_RULE, SettingsError, default, env_name, legal_topic
 
 #: Where a tool's bootstrap comes from, for messages.
 BOOTSTRAP_SOURCE = "--bootstrap / CLICKSCORE_KAFKA_BOOTSTRAP"
-LEGAL_TOPIC_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 
 def producer_config(connection: KafkaConnection) -> dict[str, str | int]:
@@ -45,11 +44,9 @@ def check_reachable(connection: KafkaConnection, name: str, timeout: float = 10.
 
 
 def check_topic(topic: str, name: str) -> str:
-    """Kafka's topic-name rule, checked at start rather than on the first produce."""
-    if not 0 < len(topic) <= 249 or not set(topic) <= LEGAL_TOPIC_CHARS or topic in (".", ".."):
-        raise SettingsError(
-            f"{name}={topic!r}: not a legal Kafka topic name ([a-zA-Z0-9._-], <= 249)"
-        )
+    """The worker's topic-name rule (:func:`worker.settings.legal_topic`) for a tool's topic."""
+    if not legal_topic(topic):
+        raise SettingsError(f"{name}={topic!r}: not a legal Kafka topic name ({TOPIC_RULE})")
     return topic
 
 
