@@ -37,6 +37,7 @@ EVENT_TYPES: Final[tuple[str, ...]] = (
 _EVENT_TYPE_SET: Final = frozenset(EVENT_TYPES)
 
 MAX_TS_MS: Final = 32_503_680_000_000  # 3000-01-01: anything later is a producer bug, not a time
+MIN_TS_MS: Final = -62_135_596_800_000  # 0001-01-01T00:00:00Z, the earliest time a datetime holds
 # The schema's pattern, but ASCII digits only and no trailing newline (\Z, not $); field ranges are
 # checked by datetime and _offset_ok, as the schema's date-time format check does.
 _RFC3339 = re.compile(
@@ -104,6 +105,15 @@ _encoder: Final = msgspec.json.Encoder()
 
 def decode_event(raw: bytes, *, max_bytes: int = 1 << 20) -> Event:
     """Decode and validate one JSON event, or raise :class:`EventError` with the reason."""
+    try:
+        return _decode_event(raw, max_bytes)
+    except RecursionError:
+        # msgspec raises this (not a DecodeError) for JSON nested ~1000 deep: a 2 KB record.
+        # Every caller (worker, replay, training's readers) must get the one error type.
+        raise EventError("not_json", "JSON nested too deeply to decode") from None
+
+
+def _decode_event(raw: bytes, max_bytes: int) -> Event:
     if len(raw) > max_bytes:
         raise EventError("too_large", f"{len(raw)} bytes > limit {max_bytes}")
     try:

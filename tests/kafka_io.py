@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from worker.kafka_connection import local
 from worker.tools.kafka_config import producer_config as tool_producer_config
@@ -105,10 +105,15 @@ def _stop_when_gone(pid: int, state_dir: Path) -> None:
 
 
 def create_topic(
-    bootstrap: str, partitions: int = 1, replication: int = 1, config: dict[str, str] | None = None
+    bootstrap: str,
+    partitions: int = 1,
+    replication: int = 1,
+    config: dict[str, str] | None = None,
+    *,
+    name: str | None = None,
 ) -> str:
-    """Create a uuid-named topic and wait until every partition has a leader."""
-    name = f"t-{uuid.uuid4().hex[:16]}"
+    """Create a topic (uuid-named unless ``name``) and wait until every partition has a leader."""
+    name = name or f"t-{uuid.uuid4().hex[:16]}"
     admin = AdminClient(local(bootstrap).librdkafka())
     topic = NewTopic(
         name, num_partitions=partitions, replication_factor=replication, config=config or {}
@@ -152,6 +157,23 @@ def produce(
     left = producer.flush(120)
     if left or failures:
         raise RuntimeError(f"{left} of {count} records undelivered, failures: {failures[:3]}")
+
+
+def produce_at(
+    bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes]], timestamp_ms: int
+) -> None:
+    """Produce with a given record timestamp (CreateTime): a producer whose clock is off."""
+    producer = Producer(producer_config(bootstrap))
+    failures: list[KafkaError] = []
+
+    def delivered(err: KafkaError | None, _msg: object) -> None:
+        if err is not None:
+            failures.append(err)
+
+    for key, value in records:
+        producer.produce(topic, value=value, key=key, timestamp=timestamp_ms, on_delivery=delivered)
+    if producer.flush(60) or failures:
+        raise RuntimeError(f"records at {timestamp_ms} undelivered, failures: {failures[:3]}")
 
 
 def consume(
@@ -208,3 +230,11 @@ def topic_size(bootstrap: str, topic: str) -> int:
     finally:
         consumer.close()
     return sum(high - low for low, high in ends)
+
+
+def topic_config(bootstrap: str, topic: str) -> dict[str, str]:
+    """A topic's effective configuration as the broker reports it."""
+    admin = AdminClient(local(bootstrap).librdkafka())
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    entries = admin.describe_configs([resource])[resource].result(timeout=30)
+    return {name: str(entry.value) for name, entry in entries.items()}

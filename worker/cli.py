@@ -53,14 +53,14 @@ def run_worker(args: argparse.Namespace) -> int:
         print(f"clickscore worker: {exc}", file=sys.stderr)
         return EXIT_BAD_FAUST
     configure(settings.log_level, settings.log_format)
-    for warning in unknown:
-        log.warning("%s", warning)
     if not _make_data_dir(settings):
         return EXIT_BAD_SETTINGS
     metrics = Metrics.create(CollectorRegistry())
     store = _open_model(settings, metrics)
     if store is None:
         return EXIT_BAD_MODEL
+    for warning in [*unknown, *settings.warnings()]:
+        log.warning("%s", warning)
     try:
         created = ensure_topics(settings)
     except TopicError as exc:

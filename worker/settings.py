@@ -14,7 +14,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.kafka_connection import (
@@ -29,6 +36,8 @@ __all__ = ["ENV_PREFIX", "Settings", "SettingsError", "load_kafka", "load_settin
 
 TOPIC_RULE = "[a-zA-Z0-9._-], <= 249"  # Kafka's topic-name rule, as the error message says it
 _LEGAL_TOPIC = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+PLACEHOLDER = "REPLACE-ME"  # what deploy/k8s/examples/secret.yaml ships in place of each secret
+MIN_PSEUDONYMIZE_KEY_CHARS = 32
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 LogFormat = Literal["text", "json"]
@@ -72,12 +81,21 @@ class Settings(KafkaConnection, BaseSettings):
     churn_idle_seconds: float = Field(900.0, gt=0, description="silence before a sweep re-score")
     max_event_bytes: int = Field(65536, ge=64, description="larger records are dead letters")
     dedup_window: int = Field(64, ge=1, description="recent event ids remembered per user")
+    dlq_retention_hours: float = Field(
+        336.0, gt=0, description="retention of the dead-letter topic the worker creates"
+    )
+    poison_attempts: int = Field(
+        3, ge=1, description="a record failing this many times in a row: dead letter (internal)"
+    )
     web_host: str = Field("0.0.0.0", description="host for /metrics, /healthz, /readyz")
     # Not 0 ("any free port"): Faust's web server refuses it with a traceback at start.
     web_port: int = Field(6066, ge=1, le=65535, description="port for /metrics, /healthz, /readyz")
     log_level: LogLevel = Field("INFO", description="log level")
     log_format: LogFormat = Field("text", description="text or json")
     pseudonymize_key: SecretStr = Field(SecretStr(""), description="HMAC key for alert user ids")
+    require_pseudonymization: bool = Field(
+        False, description="refuse to start without PSEUDONYMIZE_KEY (raw ids never leave)"
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -100,11 +118,47 @@ class Settings(KafkaConnection, BaseSettings):
             raise ValueError("no manifest.json in it")
         return value
 
+    @field_validator("sasl_password", "pseudonymize_key")
+    @classmethod
+    def _check_secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        secret = value.get_secret_value() if value is not None else ""
+        if PLACEHOLDER.lower() in secret.lower():
+            raise ValueError(f"the {PLACEHOLDER} placeholder, not a secret")
+        short = 0 < len(secret) < MIN_PSEUDONYMIZE_KEY_CHARS
+        if info.field_name == "pseudonymize_key" and short:
+            # An HMAC key shorter than the hash (32 bytes) can be searched for; `openssl rand
+            # -hex 32` gives 64 characters.
+            raise ValueError(f"shorter than {MIN_PSEUDONYMIZE_KEY_CHARS} characters")
+        return value
+
+    @model_validator(mode="after")
+    def _check_pseudonymization(self) -> Settings:
+        if self.require_pseudonymization and not self.has_pseudonym_key:
+            message = f"required with {env_name('require_pseudonymization')}=true"
+            raise _FieldError([f"{env_name('pseudonymize_key')}=: {message}"])
+        return self
+
     @property
     def kafka(self) -> KafkaConnection:
         """The connection part alone, for the clients (already checked: not validated again)."""
         fields = {name: getattr(self, name) for name in KafkaConnection.model_fields}
         return KafkaConnection.model_construct(**fields)
+
+    @property
+    def dlq_retention_ms(self) -> int:
+        """``retention.ms`` of the dead-letter topic when the worker creates it."""
+        return int(self.dlq_retention_hours * 3_600_000)
+
+    def warnings(self) -> list[str]:
+        """Accepted but unsafe choices, one line each, logged at start."""
+        out = []
+        if self.security_protocol == "SASL_PLAINTEXT" and self.sasl_mechanism == "PLAIN":
+            out.append(
+                f"{env_name('security_protocol')}=SASL_PLAINTEXT with "
+                f"{env_name('sasl_mechanism')}=PLAIN sends the password in clear text: "
+                "use SASL_SSL, or a SCRAM mechanism at least"
+            )
+        return out
 
     @property
     def has_pseudonym_key(self) -> bool:

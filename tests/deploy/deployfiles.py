@@ -22,6 +22,8 @@ RULES_TEST_FILE = PROMETHEUS_DIR / "rules" / "clickscore.rules.test.yml"
 DASHBOARD_FILE = DEPLOY / "grafana" / "dashboards" / "clickscore.json"
 COMPOSE_FILE = DEPLOY / "compose.yaml"
 K8S_DIR = DEPLOY / "k8s"
+# The Secret's shape with placeholder values: an example, never applied by `kubectl apply -k`.
+K8S_SECRET_EXAMPLE = K8S_DIR / "examples" / "secret.yaml"
 DOCKERFILE = DEPLOY / "Dockerfile"
 OPERATIONS_DOC = ROOT / "docs" / "operations.md"
 
@@ -63,6 +65,12 @@ def k8s_objects() -> list[tuple[Path, dict[str, Any]]]:
             continue
         out.extend((path, doc) for doc in load_yaml_docs(path))
     return out
+
+
+def k8s_secret_example() -> dict[str, Any]:
+    """The example Secret (placeholder values) the worker's pods read as ``clickscore-secrets``."""
+    (secret,) = load_yaml_docs(K8S_SECRET_EXAMPLE)
+    return secret
 
 
 def k8s_object(kind: str) -> dict[str, Any]:

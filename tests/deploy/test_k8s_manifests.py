@@ -13,11 +13,19 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from tests.deploy.deployfiles import K8S_DIR, RULES_FILE, k8s_object, k8s_objects, load_yaml_docs
+from tests.deploy.deployfiles import (
+    K8S_DIR,
+    RULES_FILE,
+    k8s_object,
+    k8s_objects,
+    k8s_secret_example,
+    load_yaml_docs,
+)
 
 K8S_VERSION = "1.30.0"  # oldest release we claim to support; its schemas are the strictest test
 CRD_KINDS = {"ScaledObject", "TriggerAuthentication", "ServiceMonitor", "PrometheusRule"}
 # The worker's CLICKSCORE_SASL_MECHANISM -> the KEDA Kafka scaler's "sasl" value.
+_NS = "kubernetes.io/metadata.name"  # the namespace label Kubernetes sets itself
 KEDA_SASL = {"PLAIN": "plaintext", "SCRAM-SHA-256": "scram_sha256", "SCRAM-SHA-512": "scram_sha512"}
 
 
@@ -44,6 +52,20 @@ def test_kustomization_lists_every_manifest() -> None:
     kustomization = load_yaml_docs(K8S_DIR / "kustomization.yaml")[0]
     files = {p.name for p in K8S_DIR.glob("*.yaml")} - {"kustomization.yaml"}
     assert set(kustomization["resources"]) == files
+
+
+def test_apply_k_creates_no_secret() -> None:
+    """A placeholder Secret in the kustomization would overwrite the real one on every apply."""
+    kinds = {d["kind"] for _, d in k8s_objects()}
+    assert "Secret" not in kinds
+    example = k8s_secret_example()
+    assert example["kind"] == "Secret" and example["metadata"]["name"] == _secret_ref()
+    kubernetes_validate.validate(example, K8S_VERSION, strict=True)
+
+
+def _secret_ref() -> str:
+    (ref,) = [e["secretRef"]["name"] for e in _worker()["envFrom"] if "secretRef" in e]
+    return str(ref)
 
 
 def _pod_spec() -> dict[str, Any]:
@@ -97,6 +119,7 @@ def test_statefulset_probes_and_shutdown() -> None:
     # Long enough to finish a batch, flush the changelog and commit (docs/operations.md).
     assert _pod_spec()["terminationGracePeriodSeconds"] >= 60
     assert _pod_spec()["securityContext"]["runAsNonRoot"] is True
+    assert _pod_spec()["automountServiceAccountToken"] is False  # it never calls the API
 
 
 def test_service_selects_the_pods_and_is_headless() -> None:
@@ -153,7 +176,7 @@ def test_scaledobject_targets_the_statefulset_and_is_capped_by_partitions() -> N
 
 def test_trigger_authentication_reads_the_workers_secret() -> None:
     auth = k8s_object("TriggerAuthentication")
-    secret = k8s_object("Secret")
+    secret = k8s_secret_example()
     so = k8s_object("ScaledObject")
     assert so["spec"]["triggers"][0]["authenticationRef"]["name"] == auth["metadata"]["name"]
     refs = {r["parameter"]: r for r in auth["spec"]["secretTargetRef"]}
@@ -174,3 +197,24 @@ def test_prometheusrule_is_the_rules_file() -> None:
     rule = k8s_object("PrometheusRule")
     assert rule["apiVersion"] == "monitoring.coreos.com/v1"
     assert rule["spec"] == load_yaml_docs(RULES_FILE)[0]
+
+
+def test_network_policy_lets_only_prometheus_in_and_only_kafka_and_dns_out() -> None:
+    """The web port is unauthenticated: nothing but the monitoring namespace may reach it."""
+    policy = k8s_object("NetworkPolicy")
+    pod_labels = k8s_object("StatefulSet")["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+    (rule,) = policy["spec"]["ingress"]
+    assert [p["port"] for p in rule["ports"]] == ["web"]
+    (source,) = rule["from"]
+    assert source == {"namespaceSelector": {"matchLabels": {_NS: "monitoring"}}}
+    bootstrap = k8s_object("ConfigMap")["data"]["CLICKSCORE_KAFKA_BOOTSTRAP"]
+    kafka_ports = {int(server.rpartition(":")[2]) for server in bootstrap.split(",")}
+    out = {
+        (peer["namespaceSelector"]["matchLabels"][_NS], port["port"])
+        for rule in policy["spec"]["egress"]
+        for peer in rule["to"]
+        for port in rule["ports"]
+    }
+    assert out == {("kafka", p) for p in kafka_ports} | {("kube-system", 53)}

@@ -10,8 +10,14 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.deployfiles import COMPOSE_FILE, DOCKERFILE, k8s_object, load_yaml_docs
-from worker.settings import ENV_PREFIX, Settings, SettingsError, load_settings
+from tests.deploy.deployfiles import (
+    COMPOSE_FILE,
+    DOCKERFILE,
+    k8s_object,
+    k8s_secret_example,
+    load_yaml_docs,
+)
+from worker.settings import ENV_PREFIX, PLACEHOLDER, Settings, SettingsError, load_settings
 
 KNOWN = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
 REQUIRED = {ENV_PREFIX + n.upper() for n, f in Settings.model_fields.items() if f.is_required()}
@@ -27,9 +33,15 @@ def _compose_env(service: str) -> dict[str, str]:
     return {k: str(v) for k, v in services[service].get("environment", {}).items()}
 
 
+def _real_secrets() -> dict[str, str]:
+    """The example Secret's keys with values an operator would create (placeholders replaced)."""
+    example = k8s_secret_example()["stringData"]
+    return {k: "s3cret-" + "f" * 40 if v == PLACEHOLDER else v for k, v in example.items()}
+
+
 def _k8s_env() -> dict[str, str]:
     env = dict(k8s_object("ConfigMap")["data"])
-    env.update(k8s_object("Secret")["stringData"])
+    env.update(_real_secrets())
     container = k8s_object("StatefulSet")["spec"]["template"]["spec"]["containers"][0]
     env.update({e["name"]: e["value"] for e in container.get("env", [])})
     return env
@@ -91,7 +103,7 @@ def test_the_worker_accepts_the_deployed_values(deployment: str, tmp_path: Path)
 def test_a_deployment_without_the_sasl_secret_is_refused(tmp_path: Path) -> None:
     """The check bites: Kubernetes settings without the Secret fail, naming the variable."""
     env = dict(_deployments()["kubernetes"])
-    for key in k8s_object("Secret")["stringData"]:
+    for key in _real_secrets():
         env.pop(key)
     model_dir = tmp_path / "m"
     model_dir.mkdir()
@@ -105,3 +117,18 @@ def test_path_settings_point_where_the_image_mounts_them() -> None:
     for name, env in _deployments().items():
         assert env["CLICKSCORE_DATA_DIR"] == "/var/lib/clickscore", name
         assert env["CLICKSCORE_MODEL_DIR"] == "/models/current", name
+
+
+def test_the_example_secret_as_shipped_is_refused(tmp_path: Path) -> None:
+    """Applied unedited, the placeholders stop the worker at start, naming a variable."""
+    env = {**_deployments()["kubernetes"], **k8s_secret_example()["stringData"]}
+    model_dir = tmp_path / "m"
+    model_dir.mkdir()
+    (model_dir / "manifest.json").write_text("{}", encoding="utf-8")
+    env["CLICKSCORE_MODEL_DIR"] = str(model_dir)
+    with pytest.raises(SettingsError, match="REPLACE-ME placeholder"):
+        load_settings(env)
+    del env["CLICKSCORE_PSEUDONYMIZE_KEY"]  # and a Secret without the key: pseudonyms are required
+    env["CLICKSCORE_SASL_PASSWORD"] = "a-real-password"
+    with pytest.raises(SettingsError, match=r"^CLICKSCORE_PSEUDONYMIZE_KEY=: required with"):
+        load_settings(env)

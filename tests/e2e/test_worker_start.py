@@ -48,6 +48,14 @@ def _run(env: dict[str, str], before: str = "") -> subprocess.CompletedProcess[s
         ),
         ({"CLICKSCORE_BATCH_SIZE": "0"}, "CLICKSCORE_BATCH_SIZE=0: must be >= 1"),
         (
+            {"CLICKSCORE_PSEUDONYMIZE_KEY": "REPLACE-ME"},
+            "CLICKSCORE_PSEUDONYMIZE_KEY=**********: the REPLACE-ME placeholder, not a secret",
+        ),
+        (
+            {"CLICKSCORE_REQUIRE_PSEUDONYMIZATION": "true"},
+            "CLICKSCORE_PSEUDONYMIZE_KEY=: required with CLICKSCORE_REQUIRE_PSEUDONYMIZATION=true",
+        ),
+        (
             {"CLICKSCORE_MODEL_DIR": "/no/such/model"},
             "CLICKSCORE_MODEL_DIR=/no/such/model: not a directory",
         ),

@@ -9,6 +9,7 @@ old timestamps work: one late event an hour after the rest makes everybody else 
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 import schemas
 from schemas.event import Event
 from tests.e2e.worker_process import WorkerFactory, counter
-from tests.kafka_io import consume, produce
+from tests.kafka_io import consume, produce, produce_at
 from tests.worker_artifacts import T0_MS, keyed, make_artifact, make_events
 from worker.core.alerts import alert_id
 
@@ -68,3 +69,41 @@ def test_sweep_alerts_idle_users_once(
         assert doc["alert_id"] == alert_id("churn", user, "sweep", last[user].event_id)
         assert doc["idle_seconds"] >= 3_600 - 200
     assert {d["user_id"] for d in docs} == idle_users
+
+
+def test_a_producer_clock_hours_fast_floods_no_churn_alerts(
+    kafka_bootstrap: str, tmp_path: Path, worker_factory: WorkerFactory
+) -> None:
+    """The skewed event passes the 24 h check but must not move the sweep's clock past the wall."""
+    model = tmp_path / "model"
+    make_artifact(model, seed=3, thresholds={"propensity": 1.0, "churn": 0.5},
+                  model_version="sweepy", churn_from_silence=True)  # fmt: skip
+    topics = worker_factory.topics
+    now_ms = int(time.time() * 1000)
+    events = [  # users active right now, by the wall clock
+        Event(event_id=f"n{i}", user_id=f"u{i % 12}", event_type="view", ts_ms=now_ms - 1000 + i)
+        for i in range(60)
+    ]
+    # A producer whose clock runs two hours ahead. The broker refuses a CreateTime over an hour
+    # ahead (log.message.timestamp.after.max.ms), so its record timestamp is 50 minutes ahead;
+    # the event time is within the 24 h the worker allows past the record timestamp.
+    fast_ms = now_ms + 2 * 3_600_000
+    created_ms = now_ms + 50 * 60_000
+    skewed = Event(event_id="fast-1", user_id="fast-user", event_type="view", ts_ms=fast_ms)
+    worker = worker_factory.start(
+        model, partitions=2, churn_sweep_interval_seconds=1, churn_idle_seconds=600
+    )
+    try:
+        produce(kafka_bootstrap, topics["events_topic"], keyed(events))
+        produce_at(kafka_bootstrap, topics["events_topic"], keyed([skewed]), created_ms)
+        m = worker.wait_metric(
+            lambda m: counter(m, "clickscore_events_scored_total") >= len(events) + 1
+        )
+        sweeps = m["clickscore_churn_sweep_duration_seconds_count"]
+        m = worker.wait_metric(
+            lambda m: m["clickscore_churn_sweep_duration_seconds_count"] >= sweeps + 3
+        )
+    finally:
+        assert worker.stop() == 0, worker.log_tail()
+    assert counter(m, "clickscore_events_dead_lettered_total") == 0  # it was a valid event
+    assert counter(m, "clickscore_alerts_emitted_total") == 0  # before the fix: 12, all sweep

@@ -8,6 +8,7 @@ times are scored. The same rules on a real worker: test_hostile_input.py's corpu
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 
 import msgspec
@@ -153,6 +154,16 @@ def test_far_future_times_are_dead_letters_and_move_no_clock(model: Model) -> No
     # The churn sweep's clock is fed the users' last event times: none is beyond the limit.
     newest = max(s.ctx.last_ts_ms or 0 for s in run.table.values())
     assert newest <= produced + MAX_AHEAD_MS
+
+
+def test_times_far_ahead_of_the_worker_clock_are_dead_letters(model: Model) -> None:
+    """A producer clock two days fast: its CreateTime agrees with the event, the wall does not."""
+    now = int(time.time() * 1000)
+    skewed = now + 2 * 24 * 3_600_000
+    run = Run(model, record_ts_ms=skewed)
+    run.feed([_ev("skewed", skewed - MINUTE, user="u1"), _ev("fine", now - MINUTE, user="u2")])
+    assert run.dead == ["bad_timestamp"]
+    assert [d["event_id"] for d in run.scores] == ["fine"]
 
 
 def test_ancient_times_are_scored(model: Model) -> None:

@@ -311,3 +311,22 @@ def test_size_limit_comes_before_parsing() -> None:
 )
 def test_times_become_epoch_milliseconds(stamp: str | int, ts_ms: int) -> None:
     assert decode_event(json.dumps(with_field(timestamp=stamp)).encode()).ts_ms == ts_ms
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"a":' * 3000 + b"1" + b"}" * 3000,
+        b"[" * 3000 + b"]" * 3000,
+        b'{"event_id":"e","user_id":"u","event_type":"view","timestamp":1,"x":'
+        + b"[" * 3000
+        + b"]" * 3000
+        + b"}",
+    ],
+    ids=["objects", "arrays", "extra-field"],
+)
+def test_deep_nesting_is_an_event_error_for_every_caller(raw: bytes) -> None:
+    """RecursionError escaped decode_event; only the worker's own loop caught it."""
+    with pytest.raises(EventError) as err:
+        decode_event(raw)
+    assert err.value.reason == "not_json"

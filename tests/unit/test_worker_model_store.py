@@ -44,7 +44,30 @@ def _corrupt_onnx(d: Path) -> None:
     _edit_manifest(d, lambda m: m["files"]["model.onnx"].update(sha256=digest))
 
 
+def _nan_weights(d: Path) -> None:
+    # A diverged training run: the step graph loads and has the right inputs, but scores NaN.
+    import hashlib
+
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(d / "model.onnx")
+    for init in graph.graph.initializer:
+        array = numpy_helper.to_array(init)
+        if array.dtype == np.float32 and array.size > 1:
+            init.CopyFrom(numpy_helper.from_array(np.full_like(array, np.nan), init.name))
+    onnx.save(graph, d / "model.onnx")
+    digest = hashlib.sha256((d / "model.onnx").read_bytes()).hexdigest()
+    _edit_manifest(d, lambda m: m["files"]["model.onnx"].update(sha256=digest))
+
+
 BROKEN: dict[str, tuple[Callable[[Path], object], str]] = {
+    "nan threshold": (
+        lambda d: _edit_manifest(d, lambda m: m["thresholds"].update(churn=float("nan"))),
+        "threshold churn is nan, not a finite number",
+    ),
+    "nan weights": (_nan_weights, "trial run at batch 1: p_purchase gave"),
     "bad sha256": (lambda d: (d / "churn_head.onnx").write_bytes(b"tampered"), "sha256"),
     "missing file": (lambda d: (d / "model_seq.onnx").unlink(), "listed in the manifest but"),
     "corrupt onnx": (_corrupt_onnx, "onnxruntime cannot load"),

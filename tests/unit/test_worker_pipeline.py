@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 import schemas
@@ -177,6 +178,25 @@ def test_new_state_shapes_reset_users_on_their_next_event(model: Model, tmp_path
     assert all(s.state_spec == bigger.state_key for s in table.values())
 
 
+def test_new_weights_with_the_same_shapes_reset_users_on_their_next_event(
+    model: Model, tmp_path
+) -> None:
+    """Hidden states from the old weights are not reused by a retrained model of the same shape."""
+    from tests.worker_artifacts import make_artifact
+
+    make_artifact(tmp_path, seed=7)  # same hidden size as ``model``, other weights
+    retrained = load_model(tmp_path)
+    assert retrained.state_spec == model.state_spec
+    events = make_events(20, users=4, seed=5)
+    table = Table()
+    _run(model, table, _records(keyed(events[:10])), 10, PipelineConfig())
+    again = {e.user_id for e in events[10:]} & set(table)
+    result = _run(retrained, table, _records(keyed(events[10:])), 10, PipelineConfig())[0]
+    assert again and result.resets == len(again)
+    assert all(s.state_spec == retrained.state_key for s in table.values())
+    assert retrained.state_key != model.state_key
+
+
 def test_sweep_alerts_idle_users_once_per_last_event(model: Model) -> None:
     import dataclasses
 
@@ -210,7 +230,7 @@ def test_sweep_alerts_idle_users_once_per_last_event(model: Model) -> None:
 
 
 def test_event_clock_follows_the_data_plus_wall_time() -> None:
-    wall = [1000.0]
+    wall = [T0_MS / 1000 + 3600]  # replaying data an hour old
     clock = SweepClock(lambda: wall[0])
     assert clock.now_ms() is None
     clock.observe(T0_MS)
@@ -230,3 +250,70 @@ def test_core_defaults_are_the_worker_settings_defaults(tmp_path: Path) -> None:
     assert (
         pipeline_config(load_settings({"CLICKSCORE_MODEL_DIR": str(tmp_path)})) == PipelineConfig()
     )
+
+
+def test_event_clock_never_runs_ahead_of_the_wall_clock() -> None:
+    """A producer clock two hours fast must not make every other user look idle."""
+    wall = [T0_MS / 1000]
+    clock = SweepClock(lambda: wall[0])
+    clock.observe(T0_MS - 5_000)
+    clock.observe(T0_MS + 2 * 3_600_000)  # the skewed producer's event
+    assert clock.now_ms() == T0_MS
+    wall[0] += 10.0
+    assert clock.now_ms() == T0_MS + 10_000
+
+
+def _stored_state(model: Model) -> tuple[Table, str]:
+    """A table with one user who has tensors, scores and an alert (thresholds 0 fire at once)."""
+    table = Table()
+    events = make_events(6, users=1, seed=4)
+    cfg = PipelineConfig(cooldown_ms=0)
+    _run(
+        load_model(shared_artifact(propensity=0.0, churn=0.0)),
+        table,
+        _records(keyed(events)),
+        6,
+        cfg,
+    )
+    (user,) = table
+    assert table[user].tensors and table[user].recent_alerts and table[user].recent_scores
+    return table, user
+
+
+def _corrupt(state: UserState, case: str) -> UserState:
+    """The five inconsistent-but-decodable states that crash-looped the worker, and one more."""
+    name, first = next(iter(state.tensors.items()))
+    changes: dict[str, Any] = {
+        "short tensor": {"tensors": {**state.tensors, name: first[:-4]}},
+        "missing tensor": {"tensors": {k: v for k, v in state.tensors.items() if k != name}},
+        "odd-length recent scores": {"recent_scores": state.recent_scores[:-4]},
+        "alert not JSON": {"recent_alerts": (b"{not json",)},
+        "alert without its fields": {"recent_alerts": (b'{"alert_type": "churn"}',)},
+        "time no datetime holds": {"ctx": msgspec.structs.replace(state.ctx, last_ts_ms=10**17)},
+    }[case]
+    return msgspec.structs.replace(state, **changes)
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["short tensor", "missing tensor", "odd-length recent scores", "alert not JSON",
+     "alert without its fields", "time no datetime holds"],
+)  # fmt: skip
+def test_an_inconsistent_stored_state_is_reset_and_counted_not_raised(
+    model: Model, case: str
+) -> None:
+    table, user = _stored_state(model)
+    table[user] = _corrupt(table[user], case)
+    events = make_events(3, users=1, seed=9, prefix="n")
+    # A new event and a redelivered one (the path that reads the remembered alerts and scores).
+    old = next(iter(table[user].recent_ids))
+    replay = Event(event_id=old, user_id=user, event_type="view", ts_ms=T0_MS)
+    records = _records(keyed([*events, replay]))
+    result = process_batch(records, table.load, model, PipelineConfig(emit_scores=True))
+    assert result.scored + result.duplicates == len(records)
+    assert result.resets == 1
+    (new_state, _) = result.writes[user]
+    assert set(new_state.tensors) == set(model.state_spec)
+    sweep_result = sweep([(user, table[user])], now_ms=T0_MS + 10**9, idle_ms=1, model=model,
+                         cfg=PipelineConfig(), alerted=set(), batch_size=8)  # fmt: skip
+    assert sweep_result.users == 1

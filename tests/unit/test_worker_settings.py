@@ -94,7 +94,7 @@ def test_secrets_never_in_repr_logs_or_errors(model_dir: Path) -> None:
         SECURITY_PROTOCOL="SASL_PLAINTEXT",
         SASL_USERNAME="me",
         SASL_PASSWORD="hunter2-pw",
-        PSEUDONYMIZE_KEY="k3y-secret",
+        PSEUDONYMIZE_KEY="k3y-secret-" + "9" * 32,
     )
     s = load_settings(env)
     shown = repr(s) + str(s) + str(s.loggable())
@@ -172,3 +172,48 @@ def test_cross_field_problems_are_named_beside_field_problems(model_dir: Path) -
         "CLICKSCORE_SASL_USERNAME=: required with SASL_SSL; "
         "CLICKSCORE_SASL_PASSWORD=: required with SASL_SSL"
     )
+
+
+@pytest.mark.parametrize(
+    ("extra", "line"),
+    [
+        ({"PSEUDONYMIZE_KEY": "REPLACE-ME"},
+         "CLICKSCORE_PSEUDONYMIZE_KEY=**********: the REPLACE-ME placeholder, not a secret"),
+        ({"PSEUDONYMIZE_KEY": "x" * 31},
+         "CLICKSCORE_PSEUDONYMIZE_KEY=**********: shorter than 32 characters"),
+        ({"SECURITY_PROTOCOL": "SASL_SSL", "SASL_USERNAME": "u", "SASL_PASSWORD": "REPLACE-ME"},
+         "CLICKSCORE_SASL_PASSWORD=**********: the REPLACE-ME placeholder, not a secret"),
+        ({"REQUIRE_PSEUDONYMIZATION": "true"},
+         "CLICKSCORE_PSEUDONYMIZE_KEY=: required with CLICKSCORE_REQUIRE_PSEUDONYMIZATION=true"),
+    ],
+)  # fmt: skip
+def test_placeholder_short_or_missing_keys_are_refused_naming_the_variable(
+    model_dir: Path, extra: dict[str, str], line: str
+) -> None:
+    with pytest.raises(SettingsError) as err:
+        load_settings(_env(model_dir, **extra))
+    assert str(err.value) == line
+
+
+def test_a_real_key_passes_the_mandatory_pseudonymization(model_dir: Path) -> None:
+    key = "0123456789abcdef" * 4
+    s = load_settings(_env(model_dir, REQUIRE_PSEUDONYMIZATION="true", PSEUDONYMIZE_KEY=key))
+    assert s.require_pseudonymization and s.has_pseudonym_key
+
+
+def test_sasl_plaintext_with_plain_is_warned_about(model_dir: Path) -> None:
+    sasl = {"SASL_USERNAME": "u", "SASL_PASSWORD": "p" * 12}
+    clear = load_settings(
+        _env(model_dir, SECURITY_PROTOCOL="SASL_PLAINTEXT", SASL_MECHANISM="PLAIN", **sasl)
+    )
+    (line,) = clear.warnings()
+    assert "CLICKSCORE_SECURITY_PROTOCOL=SASL_PLAINTEXT" in line and "clear text" in line
+    for proto, mech in (("SASL_SSL", "PLAIN"), ("SASL_PLAINTEXT", "SCRAM-SHA-512")):
+        s = load_settings(_env(model_dir, SECURITY_PROTOCOL=proto, SASL_MECHANISM=mech, **sasl))
+        assert s.warnings() == []
+
+
+def test_dead_letter_retention_defaults_to_two_weeks(model_dir: Path) -> None:
+    assert load_settings(_env(model_dir)).dlq_retention_ms == 14 * 24 * 3_600_000
+    with pytest.raises(SettingsError, match="CLICKSCORE_DLQ_RETENTION_HOURS=0: must be > 0"):
+        load_settings(_env(model_dir, DLQ_RETENTION_HOURS="0"))

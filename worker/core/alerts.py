@@ -53,10 +53,19 @@ def may_fire(
     return arm.armed and cooled and score >= threshold
 
 
-def alert_id(alert_type: AlertType, user_id: str, trigger: Trigger, event_id: str) -> str:
-    """Deterministic id: a redelivered triggering event yields the same id (consumers dedupe)."""
-    text = f"{alert_type}|{user_id}|{trigger}|{event_id}"
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+def alert_id(
+    alert_type: AlertType, user_id: str, trigger: Trigger, event_id: str, key: bytes = b""
+) -> str:
+    """Deterministic id: a redelivered triggering event yields the same id (consumers dedupe).
+
+    With a pseudonymization key it is an HMAC under that key: an unkeyed hash of the raw user id
+    (beside the event id, which travels in clear) let a dictionary search over plausible user ids
+    undo the pseudonym. Without a key the alert carries the raw id anyway.
+    """
+    text = f"{alert_type}|{user_id}|{trigger}|{event_id}".encode()
+    if key:
+        return hmac.new(key, text, hashlib.sha256).hexdigest()[:32]
+    return hashlib.sha256(text).hexdigest()[:32]
 
 
 def pseudonym(user_id: str, key: bytes) -> str:
@@ -87,7 +96,7 @@ def alert_record(
     emitted = int(time.time() * 1000) if emitted_ms is None else emitted_ms
     return {
         "schema_version": ALERT_SCHEMA_VERSION,
-        "alert_id": alert_id(alert_type, user_id, trigger, event_id),
+        "alert_id": alert_id(alert_type, user_id, trigger, event_id, key),
         "alert_type": alert_type,
         "user_id": public_user_id(user_id, key),
         "user_id_pseudonymized": bool(key),

@@ -18,7 +18,15 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from schemas.event import MAX_TS_MS, Event, EventError, Reason, decode_event, format_timestamp
+from schemas.event import (
+    MAX_TS_MS,
+    MIN_TS_MS,
+    Event,
+    EventError,
+    Reason,
+    decode_event,
+    format_timestamp,
+)
 from training.featurizer import featurize
 from worker.core.alerts import alert_record, decide, public_user_id
 from worker.core.deadletter import dead_letter_record
@@ -39,6 +47,7 @@ from worker.core.state import (
     recent_score,
     remember_alert,
     remember_event,
+    repair_state,
     state_arrays,
 )
 
@@ -51,11 +60,11 @@ __all__ = [  # the batch types are re-exported: callers import them from here
     "Record",
     "Rekey",
     "classify",
+    "dead_letter",
     "process_batch",
     "waves",
 ]
 
-MIN_TS_MS = -62_135_596_800_000  # 0001-01-01T00:00:00Z, the earliest time a datetime holds
 # How far an event's time may run ahead of its Kafka record timestamp (producer clock skew and
 # time-zone slips stay well inside it; "year 2999" does not). See docs/policies.md.
 MAX_AHEAD_MS = 24 * 3600 * 1000
@@ -69,24 +78,28 @@ def classify(
 ) -> list[tuple[int, Event]]:
     """Decode every record; dead letters and re-keys go into ``result``, valid events come back."""
     valid: list[tuple[int, Event]] = []
+    wall_ms = int(time.time() * 1000)
     for i, rec in enumerate(records):
         try:
             event = decode_event(rec.value or b"", max_bytes=cfg.max_event_bytes)
         except EventError as exc:
-            result.dead_letters.append(_dead(i, rec, exc.reason, exc.detail))
-            continue
-        except RecursionError:
-            # msgspec raises this (not a DecodeError) for JSON nested ~1000 deep: a 2 KB record.
-            # Uncaught it would stop the worker on every redelivery of the batch.
-            detail = "JSON nested too deeply to decode"
-            result.dead_letters.append(_dead(i, rec, "not_json", detail))
+            result.dead_letters.append(dead_letter(i, rec, exc.reason, exc.detail))
             continue
         if not MIN_TS_MS <= event.ts_ms <= MAX_TS_MS:
             # An RFC 3339 time such as 9999-12-31T23:59:59-23:00 is year 10000 in UTC: valid per
             # the schema, but no datetime can hold it (the featurizer and the alert's event_time
             # would raise). Integer times are already capped at MAX_TS_MS by the decoder.
             detail = f"event time {event.ts_ms} ms is outside 0001-01-01..3000-01-01 UTC"
-            result.dead_letters.append(_dead(i, rec, "bad_timestamp", detail))
+            result.dead_letters.append(dead_letter(i, rec, "bad_timestamp", detail))
+            continue
+        if event.ts_ms > wall_ms + MAX_AHEAD_MS:
+            # The producer's clock (and so the record's CreateTime) may be wrong too: the
+            # worker's own clock bounds both.
+            detail = (
+                f"event time {format_timestamp(event.ts_ms)} is more than 24 h after the "
+                f"worker's clock {format_timestamp(wall_ms)}"
+            )
+            result.dead_letters.append(dead_letter(i, rec, "bad_timestamp", detail))
             continue
         if rec.timestamp_ms and event.ts_ms > rec.timestamp_ms + MAX_AHEAD_MS:
             # An event cannot happen long after it was produced. Applied, a far-future time would
@@ -96,11 +109,11 @@ def classify(
                 f"event time {format_timestamp(event.ts_ms)} is more than 24 h after the "
                 f"record's Kafka timestamp {format_timestamp(rec.timestamp_ms)}"
             )
-            result.dead_letters.append(_dead(i, rec, "bad_timestamp", detail))
+            result.dead_letters.append(dead_letter(i, rec, "bad_timestamp", detail))
             continue
         if not rec.key:
             detail = "record has no key; producers must key events by user_id"
-            result.dead_letters.append(_dead(i, rec, "empty_key", detail))
+            result.dead_letters.append(dead_letter(i, rec, "empty_key", detail))
         elif rec.key != event.user_id.encode("utf-8"):
             # Mis-keyed: its partition may hold another copy of this user's state, so re-send
             # keyed by user_id and score only that copy (it comes back through this topic).
@@ -146,8 +159,14 @@ def _score_wave(
     for index, event in wave:
         user = event.user_id
         if user not in states:
-            states[user] = load_state(user, index)
-            result.new_users += states[user] is None
+            loaded = load_state(user, index)
+            result.new_users += loaded is None
+            if loaded is not None:
+                # A stored record that decodes but is inconsistent raised here on every
+                # redelivery of the batch (a stalled partition): reset the bad parts, count it.
+                loaded, repaired = repair_state(loaded)
+                result.resets += repaired
+            states[user] = loaded
         state = states[user]
         if state is not None and is_duplicate(state, event.event_id):
             result.duplicates += 1
@@ -280,7 +299,8 @@ def _score(
     return Emit("scores", user, doc, rec.timestamp_ms)
 
 
-def _dead(index: int, rec: Record, reason: Reason, detail: str) -> DeadLetter:
+def dead_letter(index: int, rec: Record, reason: Reason, detail: str) -> DeadLetter:
+    """The dead letter of ``records[index]``: its original bytes, source and why."""
     doc = dead_letter_record(
         reason=reason,
         detail=detail,

@@ -3,7 +3,8 @@
 A model that fails any check is refused with :class:`~training.artifact.ArtifactError`: the
 artifact's own (manifest schema, featurizer version, feature dim, file names confined to the
 directory, sha256 of every file: :func:`training.artifact.check_artifact`, shared with training)
-and the serving ones here (graph files, input/output names and shapes). At start the worker exits
+and the serving ones here (graph files, input/output names and shapes, finite thresholds, a trial
+run of both graphs at batch 1 and 2). At start the worker exits
 non-zero; on a hot swap the old model keeps serving.
 """
 
@@ -11,11 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnxruntime as ort
 
 from training.artifact import ArtifactError, check_artifact
@@ -54,8 +57,14 @@ class Model:
 
     @property
     def state_key(self) -> str:
-        """Stable string for the state shapes; stored state with another key is reset."""
-        return spec_key(self.state_spec)
+        """The model-compatibility id stored with each user's tensors; another one is reset.
+
+        The state shapes plus the step graph's sha256: hidden states computed by other weights
+        mean nothing to this graph even when the shapes match (a retrained model).
+        """
+        step_file = self.manifest["graphs"]["step"]["file"]
+        weights = str(self.manifest["files"][step_file]["sha256"])[:16]
+        return f"{spec_key(self.state_spec)}@{weights}"
 
 
 def fingerprint(directory: Path) -> str:
@@ -96,6 +105,8 @@ def load_model(directory: Path, providers: list[str] | None = None) -> Model:
             ) from None
         _check_graph(graph, sessions[graph], graphs[graph], spec)
     scorer = Scorer(sessions["step"], sessions["churn_head"], spec)
+    _check_thresholds(manifest)
+    _trial_run(scorer, spec)
     return Model(
         directory=directory,
         manifest=manifest,
@@ -103,6 +114,36 @@ def load_model(directory: Path, providers: list[str] | None = None) -> Model:
         fingerprint=hashlib.sha256(manifest_bytes).hexdigest(),
         state_spec=spec,
     )
+
+
+def _check_thresholds(manifest: Mapping[str, Any]) -> None:
+    # NaN passes the schema's 0..1 bounds (every comparison is false) and then no alert ever fires.
+    for name, value in manifest["thresholds"].items():
+        if not math.isfinite(float(value)):
+            raise ArtifactError(f"threshold {name} is {value}, not a finite number")
+
+
+def _trial_run(scorer: Scorer, spec: Mapping[str, tuple[int, ...]]) -> None:
+    """Both graphs on zeros at batch 1 and 2, before the model may serve.
+
+    A graph that loads but fails or gives non-finite scores when run (a bad export, diverged
+    training) would otherwise be found by the first batch, which then fails on every restart.
+    """
+    for batch in (1, 2):
+        state = {name: np.zeros((batch, *shape), dtype=np.float32) for name, shape in spec.items()}
+        elapsed = np.zeros(batch, dtype=np.float32)  # (B,)
+        try:
+            out = scorer.step(np.zeros((batch, FEATURE_DIM), dtype=np.float32), elapsed, state)
+            churn = scorer.churn(state, elapsed)
+        except Exception as exc:  # onnxruntime raises its own types
+            raise ArtifactError(f"trial run at batch {batch} failed: {exc}") from None
+        for name, scores in (("p_purchase", out.p_purchase), ("p_churn", out.p_churn),
+                             ("churn head", churn)):  # fmt: skip
+            if scores.shape != (batch,) or not np.all(np.isfinite(scores)):
+                raise ArtifactError(
+                    f"trial run at batch {batch}: {name} gave {scores.tolist()}, "
+                    f"not {batch} finite scores"
+                )
 
 
 def _check_graph_files(manifest: Mapping[str, Any]) -> None:

@@ -14,13 +14,16 @@ True
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Literal
 
 import msgspec
 import numpy as np
 
+from schemas.event import MAX_TS_MS, MIN_TS_MS
 from training.featurizer import FeatureContext
 
 STATE_FORMAT = 1  # bump on an incompatible change of UserState; old records are then reset
+_SCORE_ROW_BYTES = 8  # one float32 (p_purchase, p_churn) row per recent event id
 MAX_RECENT_ALERTS = 8  # alerts kept to re-send when their triggering event is redelivered
 
 
@@ -53,8 +56,18 @@ class UserState(msgspec.Struct, frozen=True):
     churn: AlertArm = AlertArm()
 
 
+class _AlertRef(msgspec.Struct):
+    """The fields of a remembered alert that a re-send reads (the rest is sent as stored)."""
+
+    alert_type: Literal["propensity", "churn"]
+    trigger: str
+    event_id: str
+    user_id: str
+
+
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(UserState)
+_alert_ref = msgspec.json.Decoder(_AlertRef)
 
 
 def encode_state(state: UserState) -> bytes:
@@ -68,9 +81,42 @@ def decode_state(raw: bytes | None) -> UserState | None:
         return None
     try:
         state = _decoder.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return None  # an unreadable record is treated as a new user, never a crash
     return state if state.format == STATE_FORMAT else None
+
+
+def repair_state(state: UserState) -> tuple[UserState, bool]:
+    """``state`` with its inconsistent parts reset, and whether there were any.
+
+    A record can decode and still not fit together (a bug of an older version, a hand-edited
+    changelog). Scores that are not whole (p_purchase, p_churn) rows and alerts that are not
+    alert documents are dropped; a time no datetime holds resets the feature context (it would
+    raise in the sweep). Tensors are checked against the model's shapes in :func:`state_arrays`.
+    """
+    changes: dict[str, object] = {}
+    if len(state.recent_scores) % _SCORE_ROW_BYTES:
+        changes["recent_scores"] = b""
+    alerts = tuple(a for a in state.recent_alerts if _is_alert(a))
+    if len(alerts) != len(state.recent_alerts):
+        changes["recent_alerts"] = alerts
+    if not all(_in_range(t) for t in (state.ctx.last_ts_ms, state.last_event_ts_ms)):
+        changes |= {"ctx": FeatureContext(), "last_event_ts_ms": None}
+    if not changes:
+        return state, False
+    return msgspec.structs.replace(state, **changes), True
+
+
+def _is_alert(raw: bytes) -> bool:
+    try:
+        _alert_ref.decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        return False
+    return True
+
+
+def _in_range(ts_ms: int | None) -> bool:
+    return ts_ms is None or MIN_TS_MS <= ts_ms <= MAX_TS_MS
 
 
 def spec_key(spec: Mapping[str, Sequence[int]]) -> str:
@@ -89,12 +135,18 @@ def state_arrays(
     fresh = {name: np.zeros(tuple(shape), dtype=np.float32) for name, shape in spec.items()}
     if state is None or not state.tensors:
         return fresh, False
-    if state.state_spec != key:
-        return fresh, True
+    if state.state_spec != key or not _tensors_fit(state.tensors, spec):
+        return fresh, True  # other shapes, or a missing or short tensor under these
     arrays = {}
     for name, shape in spec.items():
         arrays[name] = np.frombuffer(state.tensors[name], dtype=np.float32).reshape(tuple(shape))
     return arrays, False
+
+
+def _tensors_fit(tensors: Mapping[str, bytes], spec: Mapping[str, Sequence[int]]) -> bool:
+    if set(tensors) != set(spec):
+        return False
+    return all(len(tensors[n]) == 4 * int(np.prod(shape)) for n, shape in spec.items())
 
 
 def pack_tensors(arrays: Mapping[str, np.ndarray]) -> dict[str, bytes]:

@@ -1,8 +1,10 @@
 """The churn sweep's pure core: re-score users who went silent, with the churn-head graph.
 
 Clock rule: the sweep's "now" is the newest event time this worker has seen plus the wall time
-since it saw it (:class:`SweepClock`). Live, that is the wall clock (minus pipeline delay); on a
-replay of old data it follows the data, so a replay does not mark every user idle at once.
+since it saw it (:class:`SweepClock`), and never later than the worker's own wall clock. Live, that
+is the wall clock (minus pipeline delay); on a replay of old data it follows the data, so a replay
+does not mark every user idle at once; and a producer whose clock runs ahead cannot move it into
+the future, where every other user would look idle (a flood of churn alerts).
 
 A timer cannot write the table (Faust needs a current event to pick the partition), so the sweep
 remembers in memory which ``(user, last_event_id)`` already got a sweep alert. After a restart that
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from schemas.event import MAX_TS_MS, MIN_TS_MS
 from worker.core.alerts import alert_record, may_fire
 from worker.core.model_store import Model
 from worker.core.records import Emit, PipelineConfig
@@ -42,7 +45,8 @@ class SweepClock:
         """None before any event: the sweep then has nothing to compare against."""
         if self._newest_ms is None:
             return None
-        return self._newest_ms + int((self._wall() - self._seen_at) * 1000)
+        wall = self._wall()
+        return min(self._newest_ms + int((wall - self._seen_at) * 1000), int(wall * 1000))
 
 
 @dataclass
@@ -75,6 +79,8 @@ def sweep(
         result.users += 1
         if state.last_event_id is None or state.ctx.last_ts_ms is None:
             continue
+        if not MIN_TS_MS <= state.ctx.last_ts_ms <= MAX_TS_MS:
+            continue  # a corrupt record (no datetime holds it): repaired on the user's next event
         if state.state_spec != model.state_key or not state.tensors:
             continue  # stored under another model's shapes: reset on the user's next event instead
         key = (user, state.last_event_id)

@@ -16,8 +16,10 @@ The agent is thin (see worker/core/micro_batch.py for the logic). Two Faust fact
   dead letters, re-keys and alerts of a batch are on the broker before its offsets are committed:
   at-least-once. The body below has no ``await`` between reading the batch and queueing every
   send (all ``send_soon``), so a shutdown cannot interrupt a batch half-way; if processing raises,
-  the process exits at once (``faust_private.exit_without_ack``) so that ``take_events``'
-  ``finally`` cannot ack (and a later commit cannot cover) events whose state was not written.
+  the batch is run again record by record (worker/core/poison.py): a record that fails
+  ``POISON_ATTEMPTS`` times in a row becomes a dead letter (``internal``); before that the process
+  exits at once (``faust_private.exit_without_ack``) so that ``take_events``' ``finally`` cannot
+  ack (and a later commit cannot cover) events whose state was not written.
 """
 
 from __future__ import annotations
@@ -31,13 +33,15 @@ import faust
 import msgspec
 from faust.types import EventT
 
+from worker.core.deadletter import dead_letter_key
 from worker.core.micro_batch import BatchResult, Record, process_batch
 from worker.core.model_store import ModelStore
+from worker.core.poison import settle
 from worker.core.state import decode_state, encode_state
 from worker.metrics import Metrics
-from worker.runtime import faust_private, preload
+from worker.runtime import faust_private, preload, send_guard
 from worker.runtime.context import Runtime
-from worker.runtime.health import add_health
+from worker.runtime.health import add_health, web_options
 from worker.runtime.timers import add_churn_sweep, add_model_poll
 from worker.settings import Settings
 
@@ -89,6 +93,7 @@ def _faust_app(settings: Settings) -> faust.App:
         # lets aiokafka send them in a handful of requests instead of one request per record.
         producer_linger=0.005,
         producer_max_batch_size=256 * 1024,
+        **web_options(),
     )
 
 
@@ -121,6 +126,8 @@ def _add_agent(
         # Faust's flush can return with sends still buffered, and offsets are committed right
         # after it (a commit then covered events never scored).
         faust_private.install_full_flush(app.producer.buffer)
+        # A send the broker refuses for good stops the worker before the commit (send_guard.py).
+        send_guard.install(app)
         for topic in outputs.values():
             await topic.maybe_declare()
 
@@ -152,7 +159,16 @@ def _process(
         return decode_state(table.get(user.encode("utf-8")))
 
     model = rt.store.current  # read once: a hot swap lands between batches
-    result = process_batch(records, load, model, rt.cfg)
+    try:
+        result = process_batch(records, load, model, rt.cfg)
+    except Exception as exc:
+        # Nothing is written yet: find the record(s) at fault (worker/core/poison.py). BatchFailed
+        # (retries left) goes up to the agent, which exits so the batch is redelivered.
+        log.warning("batch failed, retrying it record by record: %r", exc)
+        result, failed = settle(records, load, model, rt.cfg, rt.strikes)
+        for index, error in failed:
+            rec = records[index]
+            log.error("poison record %s[%d]@%d: %r", rec.topic, rec.partition, rec.offset, error)
     for user, (state, index) in result.writes.items():
         # This user's own event: its partition (see module doc).
         faust_private.make_current(batch[index])
@@ -173,7 +189,7 @@ def _send(
 ) -> None:
     for dead in result.dead_letters:
         rec = records[dead.index]
-        outputs["dlq"].send_soon(key=rec.key, value=_json.encode(dead.doc))
+        outputs["dlq"].send_soon(key=dead_letter_key(rec.key), value=_json.encode(dead.doc))
         log.info(
             "dead letter %s: %s[%d]@%d: %s",
             dead.reason,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from worker.core.model_store import ModelStore
+from worker.core.poison import StrikeBook
 from worker.core.records import PipelineConfig
 from worker.core.sweep import SweepClock
 from worker.metrics import Metrics
@@ -33,3 +34,5 @@ class Runtime:
         self.swept: set[tuple[str, str]] = set()
         self.assigned: frozenset[str] = frozenset()
         self.users_local = 0
+        strikes_file = settings.data_dir / "poison-strikes.json"
+        self.strikes = StrikeBook(strikes_file, limit=settings.poison_attempts)

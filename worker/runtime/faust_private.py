@@ -27,6 +27,10 @@ The reaches:
    :data:`OFFSET_KEY`).
 7. ``Consumer._committed_offset``: the lag metric is end offset minus *committed* offset, and Faust
    keeps no public record of what it committed (:func:`committed_offset`).
+8. Replacing ``Producer.flush`` on the app's producer: Faust commits offsets right after it, and
+   a send the broker refused is reported (``Sensor.on_send_error``, worker/runtime/send_guard.py)
+   from a callback that may run only after the commit began; the wrapper lets those callbacks run
+   first (:func:`report_sends_before_commit`).
 
 Readiness needs none of these: :class:`worker.runtime.health.ReadinessSensor` uses Faust's public
 ``Sensor`` hooks (``on_rebalance_start`` / ``on_rebalance_end``).
@@ -95,6 +99,7 @@ REACHES: tuple[Reach, ...] = (
     Reach("faust.stores.rocksdb", "Store._db_for_partition", "changelog preload"),
     Reach("faust.stores.rocksdb", "Store.offset_key", "changelog preload"),
     Reach("faust.transport.consumer", "Consumer._committed_offset", "consumer lag", True),
+    Reach("faust.transport.drivers.aiokafka", "Producer.flush", "send errors before commit"),
 )
 
 
@@ -160,6 +165,22 @@ def install_full_flush(buffer: Any) -> None:
             await partial_flush(None)
 
     buffer.flush = flush
+
+
+def report_sends_before_commit(producer: Any) -> None:
+    """After ``producer.flush()`` (which Faust awaits right before committing), yield once.
+
+    aiokafka resolves each send's future before its flush returns, but Faust's reaction to a
+    failed one (``Topic._on_published`` -> ``Sensor.on_send_error``) is a done-callback the loop
+    runs later: yielding lets it run, and stop the worker, before the commit goes out.
+    """
+    flush = producer.flush
+
+    async def flush_then_report() -> None:
+        await flush()
+        await asyncio.sleep(0)
+
+    producer.flush = flush_then_report
 
 
 OnRebalance = Callable[[set[Any], set[Any], set[Any], int], Awaitable[None]]

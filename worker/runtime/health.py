@@ -3,6 +3,11 @@
 Served by Faust's own web server (``@app.page``) on WEB_HOST:WEB_PORT. Ready means: partitions of
 the events topic assigned, no rebalance (table recovery included) under way since the last one
 ended, a model loaded (the process cannot run without).
+
+Only these three paths are served. Faust's built-in routes would answer too, unauthenticated:
+``/table/<name>/<key>/`` returns a user's stored state, ``/router/...`` the host that holds it.
+:func:`web_options` turns Faust's built-ins off and adds a middleware that answers 404 for any
+other path, so a route a later Faust version adds stays closed as well.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import logging
 from typing import Any
 
 import faust
+from aiohttp import web as aioweb
 from faust.sensors import Sensor
 
 from worker.logs import RoutineRetries
@@ -19,6 +25,28 @@ from worker.runtime.faust_private import committed_offset
 
 log = logging.getLogger("worker")
 LAG_INTERVAL_SECONDS = 2.0  # how stale /readyz and clickscore_consumer_lag may be
+SERVED_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
+
+
+@aioweb.middleware
+async def only_served_paths(request: aioweb.Request, handler: Any) -> aioweb.StreamResponse:
+    """404 for every path but :data:`SERVED_PATHS`, whatever routes Faust registered."""
+    if request.path not in SERVED_PATHS:
+        raise aioweb.HTTPNotFound()
+    response: aioweb.StreamResponse = await handler(request)
+    return response
+
+
+def web_options() -> dict[str, Any]:
+    """``faust.App`` keyword arguments: Faust's own routes off, the path allowlist on."""
+    return {
+        "web_router_enabled": False,  # /router/...: which host holds a key
+        "web_tables_enabled": False,  # /table/...: a key's stored value
+        "web_stats_enabled": False,  # / and /assignment/: sensors, partitions
+        "web_graph_enabled": False,
+        "web_metrics_enabled": False,  # /performance/
+        "web_application_options": {"middlewares": [only_served_paths]},
+    }
 
 
 class RebalanceSensor(Sensor):

@@ -94,8 +94,13 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
     missing = [t for t in dict.fromkeys(wanted) if t not in metadata.topics]
     if not missing:
         return []
+    # Dead letters hold raw records (user ids included): they expire, they are not an archive.
+    configs = {settings.dlq_topic: {"retention.ms": str(settings.dlq_retention_ms)}}
     futures = admin.create_topics(
-        [NewTopic(t, settings.partitions, settings.replication_factor) for t in missing],
+        [
+            NewTopic(t, settings.partitions, settings.replication_factor, config=configs.get(t, {}))
+            for t in missing
+        ],
         operation_timeout=timeout_s,
     )
     for topic, future in futures.items():

@@ -24,6 +24,7 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, 
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from worker.logs import librdkafka_logger
 from worker.settings import SettingsError, default, env_name, load_kafka
@@ -255,7 +256,7 @@ def _table(alerts: list[dict[str, Any]], title: str) -> Table:
         )
     for a in alerts:
         style = "green" if a.get("alert_type") == "propensity" else "magenta"
-        table.add_row(
+        cells = (
             str(a.get("alert_type")),
             str(a.get("user_id"))[:24],
             _fmt(a.get("score")),
@@ -264,8 +265,10 @@ def _table(alerts: list[dict[str, Any]], title: str) -> Table:
             str(a.get("trigger")),
             str(a.get("event_time")),
             _age(a.get("emitted_at"), now),
-            style=style,
         )
+        # Text, not str: rich reads a str cell as markup, and a raw user id such as "[/]" broke
+        # the table (MarkupError) or restyled it.
+        table.add_row(*(Text(cell) for cell in cells), style=style)
     return table
 
 

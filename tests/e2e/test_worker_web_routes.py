@@ -1,0 +1,57 @@
+"""The worker's web server serves /metrics, /healthz and /readyz, and nothing else.
+
+Faust's built-in routes answered beside them: ``/table/user-state/<raw user id>/`` returned that
+user's stored state and ``/router/...`` named the host that holds it, unauthenticated. A running
+worker with a user in its table is asked for each of them: 404.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.worker_process import WorkerProcess, counter, worker_env
+from tests.kafka_io import produce
+from tests.worker_artifacts import keyed, make_events, shared_artifact
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+CLOSED = [
+    "/table/",
+    "/table/user-state/",
+    "/table/user-state/{user}/",
+    "/table/user-state/{user}",
+    "/router/",
+    "/router/user-state/{user}/",
+    "/",
+    "/assignment/",
+    "/graph/",
+    "/performance/",
+    "/metrics/../table/user-state/{user}/",
+    "/healthz/extra",
+]
+
+
+def test_only_health_routes_answer(kafka_bootstrap: str, tmp_path: Path) -> None:
+    tag = uuid.uuid4().hex[:8]
+    topics = {"events_topic": f"ev-{tag}", "dlq_topic": f"dlq-{tag}"}
+    topics |= {"propensity_topic": f"p-{tag}", "churn_topic": f"c-{tag}"}
+    env = worker_env(kafka_bootstrap, shared_artifact(), tmp_path / "data",
+                     group_id=f"cs-{tag}", partitions=1, **topics)  # fmt: skip
+    events = make_events(20, users=2, seed=5)
+    worker = WorkerProcess(env, tmp_path / "worker.log")
+    try:
+        worker.wait_ready()
+        produce(kafka_bootstrap, topics["events_topic"], keyed(events))
+        worker.wait_metric(lambda m: counter(m, "clickscore_events_scored_total") >= len(events))
+        user = events[0].user_id  # its state is in the table now
+        answers = {path: worker.get(path.format(user=user)) for path in CLOSED}
+        open_ = {path: worker.get(path)[0] for path in ("/metrics", "/healthz", "/readyz")}
+    finally:
+        assert worker.stop() == 0, worker.log_tail()
+    assert open_ == {"/metrics": 200, "/healthz": 200, "/readyz": 200}
+    served = {path: status for path, (status, _) in answers.items() if status != 404}
+    assert served == {}, f"routes that should be closed answered: {served}"
+    assert not [path for path, (_, body) in answers.items() if user.encode() in body]
