@@ -8,6 +8,7 @@ Heavy imports (torch, sklearn) happen inside the subcommands, so ``--help`` is i
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
 USAGE_ERROR = 2
 PRESET_NAMES = ("default", "quick", "tiny")  # training.train.PRESETS (not imported: torch is slow)
+PRESET_ENV = "CLICKSCORE_TRAIN_PRESET"
 
 
 class UserError(Exception):
@@ -90,7 +92,8 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--quick", action="store_const", dest="preset", const="quick",
                        help="demo preset: at most 3000 users, small net, 4 epochs")  # fmt: skip
     group.add_argument("--preset", choices=PRESET_NAMES,
-                       help="training preset (tiny = seconds, for tests)")  # fmt: skip
+                       help=f"training preset (tiny = seconds, for tests); {PRESET_ENV} "
+                       "overrides both (tests run documented commands with tiny)")  # fmt: skip
     tr.add_argument("--propensity-horizon", type=_positive, metavar="SECONDS",
                     help="H: purchase within this many seconds (default per format)")  # fmt: skip
     tr.add_argument("--churn-horizon", type=_positive, metavar="SECONDS",
@@ -137,7 +140,14 @@ def _simulate(args: argparse.Namespace) -> None:
         raise UserError(f"--out {args.out}: extension must be .csv, .csv.gz or .parquet")
     events = simulate(SimConfig(users=args.users, days=args.days, seed=args.seed))
     written = write_events(events, args.out)
-    print(f"wrote {written} events of {args.users} users to {args.out}", file=sys.stderr)
+    # Count the users in the file: a simulated user may never visit in the period.
+    active = len({e.user_id for e in events})
+    idle = (
+        f" ({args.users - active} of {args.users} simulated never visited)"
+        if active < args.users
+        else ""
+    )
+    print(f"wrote {written} events of {active} users{idle} to {args.out}", file=sys.stderr)
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -145,8 +155,11 @@ def _train(args: argparse.Namespace) -> None:
 
     from training.labels import default_horizons, robust_range
     from training.pipeline import run_training
+    from training.verdict import load as load_verdict
+    from training.verdict import verdict_lines
 
     started = time.monotonic()
+    preset = _preset(args.preset)
     log = _read(args, require_purchase=True)
     start, end = robust_range(np.fromiter((e.ts_ms for e in log.events), np.int64))
     default_h, default_d = default_horizons(args.format, (end - start) / 1000.0)
@@ -155,12 +168,12 @@ def _train(args: argparse.Namespace) -> None:
         args.out,
         propensity_seconds=args.propensity_horizon or default_h,
         churn_seconds=args.churn_horizon or default_d,
-        preset=args.preset,
+        preset=preset,
         seed=args.seed,
         max_users=args.max_users,
         source=log.source,
         fmt=args.format,
-        progress=not args.no_progress,
+        progress=not args.no_progress and sys.stderr.isatty(),  # no \r-bars in a log file
     )
     elapsed = time.monotonic() - started
     auc = {head: m["cnn_rnn"]["roc_auc"] for head, m in manifest["metrics"].items()}
@@ -169,6 +182,19 @@ def _train(args: argparse.Namespace) -> None:
         f"test ROC-AUC of the CNN+RNN {auc}",
         file=sys.stderr,
     )
+    for line in verdict_lines(manifest, load_verdict(args.out)[1]):  # what the report would bury
+        print(f"note: {line}", file=sys.stderr)
+
+
+def _preset(chosen: str) -> str:
+    """The preset from the options, unless the environment overrides it (said on stderr)."""
+    override = os.environ.get(PRESET_ENV)
+    if not override:
+        return chosen
+    if override not in PRESET_NAMES:
+        raise UserError(f"{PRESET_ENV}={override}: must be one of {', '.join(PRESET_NAMES)}")
+    print(f"preset {override} (from {PRESET_ENV}; the options said {chosen})", file=sys.stderr)
+    return override
 
 
 def _score(args: argparse.Namespace) -> None:

@@ -12,6 +12,7 @@ import logging
 import sys
 from typing import TYPE_CHECKING
 
+from worker.env_check import unknown_variables
 from worker.settings import Settings, SettingsError, load_settings, settings_help
 
 if TYPE_CHECKING:  # heavy: imported by run_worker only once the settings are good
@@ -28,10 +29,13 @@ log = logging.getLogger("worker")
 
 def run_worker(args: argparse.Namespace) -> int:
     """Start the Faust worker; returns only on a start-up error (else Faust exits the process)."""
+    unknown = unknown_variables()
     try:
         settings = load_settings()
     except SettingsError as exc:
         print(f"clickscore worker: bad setting: {exc}", file=sys.stderr)
+        for warning in unknown:  # a misspelt name is often why a setting looks missing
+            print(f"clickscore worker: warning: {warning}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
     # Heavy imports after the settings check, so a bad setting fails fast.
     import faust
@@ -49,11 +53,13 @@ def run_worker(args: argparse.Namespace) -> int:
         print(f"clickscore worker: {exc}", file=sys.stderr)
         return EXIT_BAD_FAUST
     configure(settings.log_level, settings.log_format)
+    if not _make_data_dir(settings):
+        return EXIT_BAD_SETTINGS
     metrics = Metrics.create(CollectorRegistry())
     store = _open_model(settings, metrics)
     if store is None:
         return EXIT_BAD_MODEL
-    for warning in settings.warnings():
+    for warning in [*unknown, *settings.warnings()]:
         log.warning("%s", warning)
     try:
         created = ensure_topics(settings)
@@ -75,6 +81,20 @@ def run_worker(args: argparse.Namespace) -> int:
     finally:
         log.info("worker stopped (in-flight batch finished, offsets committed, producer flushed)")
     return 0
+
+
+def _make_data_dir(settings: Settings) -> bool:
+    """Create the data dir with its parents: Faust makes only the last level (no ./var yet)."""
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(
+            f"clickscore worker: bad setting: CLICKSCORE_DATA_DIR={settings.data_dir}: "
+            f"cannot create it ({exc.strerror})",
+            file=sys.stderr,
+        )
+        return False
+    return True
 
 
 def _open_model(settings: Settings, metrics: Metrics) -> ModelStore | None:

@@ -13,6 +13,7 @@ the changelog preload, bench, tests), :meth:`~KafkaConnection.faust_broker` and
 from __future__ import annotations
 
 import ssl
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -25,11 +26,37 @@ SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
-class FieldError(ValueError):
-    """A cross-field failure that still names one variable (pydantic wraps it)."""
+SECURITY_FIELDS: Final = (
+    "security_protocol",
+    "sasl_username",
+    "sasl_password",
+    "ssl_cert_file",
+    "ssl_key_file",
+)
 
-    def __init__(self, field: str, value: str, message: str) -> None:
-        super().__init__(f"{ENV_PREFIX}{field.upper()}={value}: {message}")
+
+class FieldError(ValueError):
+    """Cross-field failures, each naming its variable (pydantic wraps the exception)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+
+
+def security_problems(values: Mapping[str, Any]) -> list[str]:
+    """Every way the security settings fail together, each as ``CLICKSCORE_VAR=: why``.
+
+    ``values`` maps field names to values (the raw strings, too: the settings' error path runs
+    this when another field failed and pydantic skipped the model check).
+    """
+    problems: list[str] = []
+    protocol = str(values.get("security_protocol") or "PLAINTEXT")
+    if protocol.startswith("SASL"):
+        for field in ("sasl_username", "sasl_password"):
+            if not values.get(field):
+                problems.append(f"{ENV_PREFIX}{field.upper()}=: required with {protocol}")
+    if (values.get("ssl_cert_file") is None) != (values.get("ssl_key_file") is None):
+        problems.append(f"{ENV_PREFIX}SSL_KEY_FILE=: SSL_CERT_FILE and SSL_KEY_FILE go together")
+    return problems
 
 
 class KafkaConnection(BaseModel):
@@ -70,13 +97,10 @@ class KafkaConnection(BaseModel):
 
     @model_validator(mode="after")
     def _check_security(self) -> KafkaConnection:
-        if self.security_protocol.startswith("SASL"):
-            if not self.sasl_username:
-                raise FieldError("sasl_username", "", f"required with {self.security_protocol}")
-            if self.sasl_password is None or not self.sasl_password.get_secret_value():
-                raise FieldError("sasl_password", "", f"required with {self.security_protocol}")
-        if (self.ssl_cert_file is None) != (self.ssl_key_file is None):
-            raise FieldError("ssl_key_file", "", "SSL_CERT_FILE and SSL_KEY_FILE go together")
+        fields = {name: getattr(self, name) for name in SECURITY_FIELDS}
+        problems = security_problems({**fields, "sasl_password": self._password()})
+        if problems:
+            raise FieldError(problems)
         return self
 
     def librdkafka(self) -> dict[str, str]:

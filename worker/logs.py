@@ -1,14 +1,56 @@
-"""Log formats: one line per notable thing, as text or JSON (``CLICKSCORE_LOG_FORMAT``)."""
+"""Log formats: one line per notable thing, as text or JSON (``CLICKSCORE_LOG_FORMAT``).
+
+Also where the Kafka clients' own logs are made honest: routine start-up retries (a fresh
+broker's group coordinator not elected or still loading) are demoted to INFO rather than shown
+as errors (:class:`RoutineRetries`), and librdkafka's log goes through Python logging
+(:func:`librdkafka_logger`) instead of raw ``%4|...`` lines on stderr.
+"""
 
 from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 
 _json = msgspec.json.Encoder()
+LIBRDKAFKA = "librdkafka"  # parent of every librdkafka client's Python logger
+
+
+class RoutineRetries(logging.Filter):
+    """Demote the Kafka clients' retries while a group coordinator is found to INFO (start-up only).
+
+    On a fresh broker the ``__consumer_offsets`` coordinator is elected and loaded during the
+    first second; aiokafka logs each retry meanwhile as ERROR/WARNING, librdkafka as ``%4|``. Once
+    the worker is ready (:meth:`settle`) the same lines mean a broker failure and keep their level.
+    """
+
+    MARKERS: ClassVar[tuple[str, ...]] = (
+        "GroupCoordinatorNotAvailable",
+        "NotCoordinatorForGroup",
+        "CoordinatorLoadInProgress",
+        "Coordinator load in progress",
+        "Marking the coordinator dead",
+    )
+    settled: ClassVar[bool] = False
+
+    @classmethod
+    def settle(cls) -> None:
+        """Start-up is over: from now on coordinator trouble is reported at its own level."""
+        cls.settled = True
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Demote a routine retry; drop it when its logger is not enabled for INFO."""
+        if self.settled or not logging.INFO < record.levelno < logging.CRITICAL:
+            return True
+        if not record.name.startswith(("aiokafka", LIBRDKAFKA)):
+            return True
+        message = record.getMessage()
+        if not any(marker in message for marker in self.MARKERS):
+            return True
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        return logging.getLogger(record.name).isEnabledFor(logging.INFO)
 
 
 class JsonFormatter(logging.Formatter):
@@ -41,10 +83,12 @@ def logging_config(level: str, fmt: str) -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"default": formatter},
+        "filters": {"routine": {"()": "worker.logs.RoutineRetries"}},
         "handlers": {
             "default": {
                 "class": "logging.StreamHandler",
                 "formatter": "default",
+                "filters": ["routine"],
                 "stream": "ext://sys.stderr",
             }
         },
@@ -54,6 +98,7 @@ def logging_config(level: str, fmt: str) -> dict[str, Any]:
             "faust": {"level": "WARNING"},
             "aiokafka": {"level": "WARNING"},
             "mode": {"level": "WARNING"},
+            LIBRDKAFKA: {"level": "WARNING"},
         },
     }
 
@@ -63,3 +108,12 @@ def configure(level: str, fmt: str) -> None:
     import logging.config
 
     logging.config.dictConfig(logging_config(level, fmt))
+
+
+def librdkafka_logger(client: str) -> logging.Logger:
+    """The Python logger for one librdkafka client (pass it as the client's ``logger`` config).
+
+    confluent-kafka then hands librdkafka's log lines to this logger (served by ``poll()``), so
+    they get the process's format and filters instead of ``%4|...`` written straight to stderr.
+    """
+    return logging.getLogger(f"{LIBRDKAFKA}.{client}")

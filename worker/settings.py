@@ -1,7 +1,9 @@
 """The worker's one frozen settings object, read from ``CLICKSCORE_*`` environment variables.
 
-Every field, default and meaning mirrors the table in docs/contracts.md. A bad value stops the
-process at start with one line naming the variable (:func:`load_settings`), never a traceback.
+Every field, default and meaning mirrors the table in docs/contracts.md. Bad values stop the
+process at start with one line naming every bad variable (:func:`load_settings`), never a
+traceback; a ``CLICKSCORE_*`` variable that is no setting gets a "did you mean" warning
+(worker/env_check.py), since a typo would otherwise be silently ignored.
 """
 
 from __future__ import annotations
@@ -22,7 +24,12 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from worker.kafka_connection import ENV_PREFIX, KafkaConnection
+from worker.kafka_connection import (
+    ENV_PREFIX,
+    SECURITY_FIELDS,
+    KafkaConnection,
+    security_problems,
+)
 from worker.kafka_connection import FieldError as _FieldError
 
 __all__ = ["ENV_PREFIX", "Settings", "SettingsError", "load_kafka", "load_settings"]
@@ -128,7 +135,7 @@ class Settings(KafkaConnection, BaseSettings):
     def _check_pseudonymization(self) -> Settings:
         if self.require_pseudonymization and not self.has_pseudonym_key:
             message = f"required with {env_name('require_pseudonymization')}=true"
-            raise _FieldError("pseudonymize_key", "", message)
+            raise _FieldError([f"{env_name('pseudonymize_key')}=: {message}"])
         return self
 
     @property
@@ -176,16 +183,17 @@ def env_name(field: str) -> str:
 
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
-    """Read and validate settings, or raise :class:`SettingsError` naming the variable.
+    """Read and validate settings, or raise :class:`SettingsError` naming every bad variable.
 
     ``env`` replaces ``os.environ`` (tests); values are looked up with the ``CLICKSCORE_`` prefix.
     """
+    values = _prefixed(os.environ if env is None else env)
     try:
         if env is None:
             return Settings()  # type: ignore[call-arg]  # fields come from the environment
-        return Settings.model_validate(_prefixed(env))
+        return Settings.model_validate(values)
     except ValidationError as exc:
-        raise SettingsError(_one_line(exc)) from None
+        raise SettingsError(_one_line(exc, values)) from None
 
 
 def load_kafka(
@@ -202,7 +210,7 @@ def load_kafka(
     try:
         return KafkaConnection.model_validate(values)
     except ValidationError as exc:
-        line = _one_line(exc)
+        line = _one_line(exc, values)
         if bootstrap:
             line = line.replace(env_name("kafka_bootstrap") + "=", "--bootstrap=", 1)
         raise SettingsError(line) from None
@@ -225,9 +233,20 @@ def _prefixed(env: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
-def _one_line(exc: ValidationError) -> str:
-    # The first error is enough: the operator fixes it and the next start names the next one.
-    err = exc.errors(include_url=False)[0]
+def _one_line(exc: ValidationError, values: Mapping[str, Any]) -> str:
+    # Every problem at once, "; "-separated: fixing one and restarting to meet the next is slow.
+    errors = exc.errors(include_url=False)
+    lines = [_describe(err) for err in errors]
+    # pydantic skips the cross-field check when a field failed: run it on the raw values, unless
+    # one of its own fields is among the failures (then the raw value means nothing yet).
+    failed = {str(err["loc"][0]) for err in errors if err.get("loc")}
+    if failed and not failed & set(SECURITY_FIELDS):
+        lines += security_problems({k: v or None for k, v in values.items()})
+    return "; ".join(lines)
+
+
+def _describe(err: Any) -> str:
+    """One pydantic error as ``CLICKSCORE_VAR=value: what is wrong``."""
     loc = err.get("loc") or ()
     ctx_error = (err.get("ctx") or {}).get("error")
     if isinstance(ctx_error, _FieldError):

@@ -27,7 +27,16 @@ SECONDS_LIVE=${DEMO_SECONDS:-60}
 WORKER_PID=""
 WATCH_PID=""
 
-say() { printf '\n\033[1mdemo: %s\033[0m\n' "$*" >&2; }
+say() {
+  # Bold only on a terminal: a log file or a pipe gets no escape codes.
+  if [[ -t 2 ]]; then printf '\n\033[1mdemo: %s\033[0m\n' "$*" >&2; else printf '\ndemo: %s\n' "$*" >&2; fi
+}
+# Run a command that writes into a temporary path, showing the final path in its messages.
+final_paths() {
+  local tmp=$1 final=$2
+  shift 2
+  "$@" 2>&1 | sed -u "s|$tmp|$final|g" >&2
+}
 die() {
   echo "demo: $*" >&2
   exit 1
@@ -72,13 +81,14 @@ echo "bootstrap: $BOOTSTRAP"
 
 hash_of() { cat "$@" | sha256sum | cut -c1-16; }
 
-say "2/6 simulated clickstream ($USERS users, $DAYS days, seed $SEED)"
+say "2/6 simulated clickstream ($USERS users simulated, $DAYS days, seed $SEED)"
 SIM_KEY=$(hash_of $(find training/simulate -name '*.py' | sort) <(echo "$USERS $DAYS $SEED"))
 EVENTS=$VAR/events-$SIM_KEY.csv
 if [[ -s $EVENTS ]]; then
   echo "reusing ${EVENTS#"$ROOT"/}"
 else
-  "$PY" -m training simulate --users "$USERS" --days "$DAYS" --seed "$SEED" --out "$EVENTS.tmp.csv"
+  final_paths "$EVENTS.tmp.csv" "$EVENTS" \
+    "$PY" -m training simulate --users "$USERS" --days "$DAYS" --seed "$SEED" --out "$EVENTS.tmp.csv"
   mv "$EVENTS.tmp.csv" "$EVENTS"
 fi
 N_EVENTS=$(($(wc -l <"$EVENTS") - 1))
@@ -90,7 +100,8 @@ if [[ -s $MODEL/manifest.json ]]; then
   echo "reusing ${MODEL#"$ROOT"/} ($(sed -n 's/.*"model_version": "\([^"]*\)".*/\1/p' "$MODEL/manifest.json"))"
 else
   rm -rf "$MODEL.tmp"
-  "$PY" -m training train --events "$EVENTS" --out "$MODEL.tmp" --preset "$PRESET" --no-progress
+  final_paths "$MODEL.tmp" "$MODEL" \
+    "$PY" -m training train --events "$EVENTS" --out "$MODEL.tmp" --preset "$PRESET" --no-progress
   mv "$MODEL.tmp" "$MODEL"
 fi
 
@@ -130,5 +141,27 @@ WATCH_PID=""
 cat "$VAR/replay.log"
 [[ $replay_status == 0 ]] || die "replay failed (exit $replay_status)"
 
-say "summary (from $URL/metrics)"
-curl -sf "$URL/metrics" | grep -E '^clickscore_(events_consumed_total|events_scored_total|events_dead_lettered_total|alerts_emitted_total|users_in_state|end_to_end_latency_seconds_(count|sum))(\{[^}]*\})? ' || true
+say "metrics (from $URL/metrics)"
+curl -sf "$URL/metrics" >"$VAR/metrics.txt" || true
+grep -E '^clickscore_(events_consumed_total|events_scored_total|events_dead_lettered_total|alerts_emitted_total|users_in_state|end_to_end_latency_seconds_(count|sum))(\{[^}]*\})? ' "$VAR/metrics.txt" || true
+
+# The closing summary: per head, alerts sent, share of users alerted, and the model's test ROC-AUC
+# beside its best baseline's; then what the training report would otherwise bury.
+metric() { awk -v n="$1" '$1 == n || index($1, n "{") == 1 {s += $2} END {printf "%d", s}' "$VAR/metrics.txt"; }
+"$PY" -m worker alerts --bootstrap "$BOOTSTRAP" >"$VAR/alerts.txt" # one line per alert (not a tty)
+"$PY" -m training.verdict --heads "$MODEL" >"$VAR/heads.txt"
+USERS_SEEN=$(metric clickscore_users_in_state)
+say "summary"
+echo "events: $(metric clickscore_events_consumed_total) consumed, $(metric clickscore_events_scored_total) scored, $(metric clickscore_events_dead_lettered_total) dead letters; $USERS_SEEN users"
+# Each user's first event id (the simulator writes events in time order): an alert on it was
+# decided from one event of history, which says more about the threshold than about the user.
+awk -F, 'NR > 1 && !($2 in seen) {seen[$2] = 1; print $1}' "$EVENTS" >"$VAR/first-events.txt"
+while IFS=$'\t' read -r head auc; do
+  sent=$(awk -v t="$head" '$1 == t' "$VAR/alerts.txt" | wc -l)
+  alerted=$(awk -v t="$head" '$1 == t {print $2}' "$VAR/alerts.txt" | sort -u | wc -l)
+  share=$(awk -v a="$alerted" -v n="$USERS_SEEN" 'BEGIN {printf "%.1f", n ? 100 * a / n : 0}')
+  first=$(awk -v t="$head" 'NR == FNR {f["event=" $0] = 1; next}
+    $1 == t {for (i = 2; i <= NF; i++) if ($i in f) n++} END {print n + 0}' "$VAR/first-events.txt" "$VAR/alerts.txt")
+  echo "$head: $sent alerts to $alerted of $USERS_SEEN users ($share %), $first on a user's first event; $auc"
+done <"$VAR/heads.txt"
+"$PY" -m training.verdict "$MODEL" | sed 's/^/note: /'

@@ -81,9 +81,14 @@ python_env() {
   want=$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)
   [[ -f $STAMP ]] && have=$(<"$STAMP")
   if [[ $want != "$have" ]]; then
-    say "pip install -e '.[training,dev]' (pyproject.toml changed or first run)"
+    # Sizes measured on a CPU-only machine (README "Setup"): PyPI's Linux torch wheel brings the
+    # CUDA libraries (nvidia-* 3.0 GB, triton 1.0 GB) whether or not there is a GPU.
+    say "pip install -e '.[training,dev]' (pyproject.toml changed or first run): the first run"
+    say "  downloads PyTorch with its CUDA libraries and builds a .venv of about 6.3 GB (6 min on 2 cores)"
+    local started=$SECONDS
     "$VENV/bin/python" -m pip install -q -e "$ROOT[training,dev]"
     echo "$want" >"$STAMP"
+    say "pip install done in $((SECONDS - started)) s; .venv is $(du -sh "$VENV" | cut -f1)"
   fi
 }
 
@@ -93,9 +98,13 @@ main() {
   lock=${TMPDIR:-/tmp}/clickscore-setup.$(echo "$ROOT" | sha256sum | cut -c1-12).lock
   exec 9>"$lock"
   flock 9
+  say "system packages (java, mvn, prometheus, python 3.11): installing only what is missing"
   system_packages
   python_env
-  "$ROOT/deploy/local/kafka.sh" fetch >/dev/null
+  say "Kafka jars (fetched once with mvn from Maven Central, then cached)"
+  local libs
+  libs=$("$ROOT/deploy/local/kafka.sh" fetch)
+  say "  $(du -sh "$libs" | cut -f1) in $libs"
   say "ready in $((SECONDS - started)) s"
 }
 

@@ -49,6 +49,22 @@ def test_demo_runs_the_whole_loop_and_stops_everything(tmp_path: Path) -> None:
     dead = _metric(out, "clickscore_events_dead_lettered_total") if "dead_lettered" in out else 0
     assert scored + dead == n
     assert "metrics: http://127.0.0.1:" in out
+    _assert_quiet_and_honest(out, (tmp_path / "demo" / "worker.log").read_text())
+    # The closing summary: per head, alerts and users alerted beside the model's standing.
+    users = int(_metric(out, "clickscore_users_in_state"))
+    summary = (
+        r"^{}: (\d+) alerts to (\d+) of (\d+) users \([0-9.]+ %\), (\d+) on a user's first event; "
+        r"test ROC-AUC [0-9.]+ "
+    )
+    for head in ("propensity", "churn"):
+        line = re.search(summary.format(head) + r"\(best baseline \w+ [0-9.]+\)$", out, re.M)
+        assert line, out[-3000:]
+        sent, alerted = int(line.group(1)), int(line.group(2))
+        emitted = re.findall(rf'^clickscore_alerts_emitted_total{{alert_type="{head}",.*}} (\S+)$',
+                             out, re.M)  # fmt: skip
+        assert sent == sum(float(v) for v in emitted)
+        assert alerted <= min(sent, users) and int(line.group(3)) == users
+        assert int(line.group(4)) <= alerted  # a user has one first event
     # Stopped: the worker's pid is gone and the broker reports itself down.
     pid = int(re.search(r"worker ready \(pid (\d+)", out).group(1))  # type: ignore[union-attr]
     assert not Path(f"/proc/{pid}").exists()
@@ -59,3 +75,17 @@ def test_demo_runs_the_whole_loop_and_stops_everything(tmp_path: Path) -> None:
         text=True,
     )
     assert status.returncode == 1, status.stdout + status.stderr
+
+
+def _assert_quiet_and_honest(out: str, worker_log: str) -> None:
+    """No ERROR line and no raw librdkafka line on a normal run; no escape codes; final paths."""
+    for name, text in (("demo output", out), ("worker log", worker_log)):
+        errors = [line for line in text.splitlines() if re.search(r"\bERROR\b", line)]
+        assert not errors, f"{name}: {errors[:5]}"
+        raw = [line for line in text.splitlines() if re.search(r"%\d\|", line)]
+        assert not raw, f"{name}: raw librdkafka lines {raw[:5]}"
+        assert "\x1b[" not in text, f"{name}: escape codes in output that is not a terminal"
+    assert ".tmp" not in out, [line for line in out.splitlines() if ".tmp" in line]
+    simulated = re.search(r"wrote \d+ events of (\d+) users", out)
+    assert simulated, out[:3000]
+    assert int(simulated.group(1)) == _metric(out, "clickscore_users_in_state")

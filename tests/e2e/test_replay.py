@@ -13,14 +13,16 @@ import json
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from schemas.event import Event, decode_event
-from tests.kafka_io import produce
+from tests.kafka_io import produce, topic_size
 from training.datasets import write_events
 from worker.tools import alerts_viewer, replay
 
@@ -134,6 +136,18 @@ def test_limit_sends_only_the_first_events(
     assert _replay(kafka_bootstrap, str(events_file), "--topic", topic, "--limit", "25") == 0
     records = _read_all(kafka_bootstrap, topic, group_id)
     assert [decode_event(v).event_id for _, _, v in records] == [f"e{i}" for i in range(25)]
+
+
+def test_a_missing_topic_is_created_with_the_workers_partition_count(
+    kafka_bootstrap: str, events_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The broker would create it with one partition, and a worker started alongside refuses that.
+    topic = f"replay-new-{uuid.uuid4().hex}"
+    monkeypatch.setenv("CLICKSCORE_PARTITIONS", "3")
+    assert _replay(kafka_bootstrap, str(events_file), "--topic", topic, "--limit", "10") == 0
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    assert len(admin.list_topics(topic, timeout=10).topics[topic].partitions) == 3
+    assert topic_size(kafka_bootstrap, topic) == 10
 
 
 def test_delivery_errors_are_counted_and_exit_non_zero(

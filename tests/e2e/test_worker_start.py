@@ -1,6 +1,7 @@
 """Start-up failures: a bad setting, a broken model or a Faust that lacks a private name we use
 stops ``python -m worker run`` at once, non-zero, with one line naming the cause (no traceback).
-No broker needed: it fails first.
+No broker needed: it fails first; the last test (a start outside the checkout, with no ./var)
+uses the session's broker.
 """
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.worker_process import ROOT
+from tests.e2e.worker_process import ROOT, WorkerProcess, worker_env
 from tests.worker_artifacts import copy_artifact, shared_artifact
 
 
@@ -98,3 +100,47 @@ def test_run_help_lists_every_setting() -> None:
     for name, field in Settings.model_fields.items():
         assert f"CLICKSCORE_{name.upper()}" in done.stdout
         assert (field.description or "") in done.stdout
+
+
+def test_every_bad_setting_and_each_misspelt_name_in_one_run(tmp_path: Path) -> None:
+    # No model dir and a bad batch size: one line names both; the typo gets its own warning.
+    done = _run({"CLICKSCORE_BATCH_SIZE": "0", "CLICKSCORE_MODELDIR": str(tmp_path)})
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "clickscore worker: bad setting: CLICKSCORE_MODEL_DIR=: required, not set; "
+        "CLICKSCORE_BATCH_SIZE=0: must be >= 1",
+        "clickscore worker: warning: CLICKSCORE_MODELDIR is not a setting and is ignored "
+        "(did you mean CLICKSCORE_MODEL_DIR?)",
+    ]
+
+
+def test_a_data_dir_that_cannot_be_created_is_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    done = _run(
+        {
+            "CLICKSCORE_MODEL_DIR": str(shared_artifact()),
+            "CLICKSCORE_DATA_DIR": str(blocker / "worker"),
+        }
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"clickscore worker: bad setting: CLICKSCORE_DATA_DIR={blocker / 'worker'}: "
+        "cannot create it (Not a directory)"
+    )
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+@pytest.mark.kafka
+def test_starts_in_a_directory_without_var(kafka_bootstrap: str, tmp_path: Path) -> None:
+    # The default data dir is ./var/worker: a fresh checkout has no ./var (Faust makes one level).
+    env = worker_env(kafka_bootstrap, shared_artifact(), tmp_path / "unused")
+    del env["CLICKSCORE_DATA_DIR"]
+    env["CLICKSCORE_GROUP_ID"] = env["CLICKSCORE_EVENTS_TOPIC"] = f"novar-{uuid.uuid4().hex[:8]}"
+    worker = WorkerProcess(env, tmp_path / "worker.log", cwd=tmp_path)
+    try:
+        worker.wait_ready()
+        assert (tmp_path / "var" / "worker").is_dir()
+    finally:
+        assert worker.stop() == 0, worker.log_tail()
+    assert "Traceback" not in worker.log_tail()

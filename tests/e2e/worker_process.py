@@ -51,14 +51,14 @@ def worker_env(bootstrap: str, model_dir: Path, data_dir: Path, **extra: object)
 class WorkerProcess:
     """One ``python -m worker run`` subprocess."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, cwd: Path = ROOT) -> None:
         self.env = env
         self.log_path = log_path
         self.port = int(env["CLICKSCORE_WEB_PORT"])
         self._log = log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "worker", "run"],
-            cwd=ROOT,
+            cwd=cwd,
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

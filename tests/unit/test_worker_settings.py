@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from worker.settings import Settings, SettingsError, load_settings, settings_help
+from worker.env_check import unknown_variables
+from worker.settings import (
+    Settings,
+    SettingsError,
+    load_settings,
+    settings_help,
+)
 
 
 @pytest.fixture
@@ -109,6 +115,63 @@ def test_help_lists_every_setting_with_its_variable() -> None:
     text = settings_help()
     for name in Settings.model_fields:
         assert f"CLICKSCORE_{name.upper()} " in text
+
+
+def test_every_bad_value_is_named_in_one_line(tmp_path: Path) -> None:
+    # A bad batch size and a missing model dir: both named, so one restart fixes both.
+    with pytest.raises(SettingsError) as err:
+        load_settings({"CLICKSCORE_BATCH_SIZE": "0", "CLICKSCORE_WEB_PORT": "http"})
+    message = str(err.value)
+    assert "\n" not in message
+    parts = sorted(message.split("; "))
+    assert len(parts) == 3, message
+    assert parts[0] == "CLICKSCORE_BATCH_SIZE=0: must be >= 1"
+    assert parts[1] == "CLICKSCORE_MODEL_DIR=: required, not set"
+    assert parts[2].startswith("CLICKSCORE_WEB_PORT=http: ")
+
+
+def test_every_cross_field_problem_is_named(model_dir: Path) -> None:
+    with pytest.raises(SettingsError) as err:
+        load_settings(_env(model_dir, SECURITY_PROTOCOL="SASL_SSL"))
+    assert str(err.value) == (
+        "CLICKSCORE_SASL_USERNAME=: required with SASL_SSL; "
+        "CLICKSCORE_SASL_PASSWORD=: required with SASL_SSL"
+    )
+
+
+def test_unknown_variables_are_named_with_the_closest_setting() -> None:
+    warnings = unknown_variables(
+        {
+            "CLICKSCORE_BATCHSIZE": "10",
+            "clickscore_log_levl": "debug",
+            "CLICKSCORE_WHATEVER": "1",
+            "CLICKSCORE_BATCH_SIZE": "10",  # a real setting: no warning
+            "CLICKSCORE_KAFKA_PORT": "9092",  # read by deploy/local/kafka.sh: no warning
+            "PATH": "/usr/bin",
+        }
+    )
+    assert warnings == [
+        "CLICKSCORE_BATCHSIZE is not a setting and is ignored "
+        "(did you mean CLICKSCORE_BATCH_SIZE?)",
+        "CLICKSCORE_LOG_LEVL is not a setting and is ignored (did you mean CLICKSCORE_LOG_LEVEL?)",
+        "CLICKSCORE_WHATEVER is not a setting and is ignored",
+    ]
+
+
+def test_every_setting_is_a_known_variable() -> None:
+    env = {f"CLICKSCORE_{name.upper()}": "x" for name in Settings.model_fields}
+    assert unknown_variables(env) == []
+
+
+def test_cross_field_problems_are_named_beside_field_problems(model_dir: Path) -> None:
+    # pydantic skips the model validator when a field fails; the missing credentials still show.
+    with pytest.raises(SettingsError) as err:
+        load_settings(_env(model_dir, SECURITY_PROTOCOL="SASL_SSL", BATCH_SIZE="0"))
+    assert str(err.value) == (
+        "CLICKSCORE_BATCH_SIZE=0: must be >= 1; "
+        "CLICKSCORE_SASL_USERNAME=: required with SASL_SSL; "
+        "CLICKSCORE_SASL_PASSWORD=: required with SASL_SSL"
+    )
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ import faust
 from aiohttp import web as aioweb
 from faust.sensors import Sensor
 
+from worker.logs import RoutineRetries
 from worker.runtime.context import Runtime
 from worker.runtime.faust_private import committed_offset
 
@@ -95,7 +96,10 @@ def add_health(app: faust.App, rt: Runtime) -> None:
             if end is None:
                 continue
             metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, end - committed))
-        metrics.ready.set(1 if (tps and rebalance.settled) else 0)
+        ready = bool(tps and rebalance.settled)
+        metrics.ready.set(1 if ready else 0)
+        if ready:
+            RoutineRetries.settle()  # coordinator retries from now on are worth their level
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:

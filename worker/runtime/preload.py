@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from worker.logs import librdkafka_logger
 from worker.runtime.faust_private import OFFSET_KEY, partition_db, wrap_on_rebalance
 
 log = logging.getLogger("worker.preload")
@@ -78,6 +79,7 @@ def preload(
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",  # a compacted-away start offset: from the earliest
             "enable.partition.eof": False,
+            "logger": librdkafka_logger("preload"),  # the worker's log format, not raw stderr
         }
     )
     applied = dict.fromkeys(dbs, 0)

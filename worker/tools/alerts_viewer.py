@@ -9,6 +9,7 @@ keeps a live table of the newest alerts until Ctrl-C or ``--limit``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -25,7 +26,9 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from worker.logs import librdkafka_logger
 from worker.settings import SettingsError, default, env_name, load_kafka
+from worker.tools.console import route_client_logs, say
 from worker.tools.kafka_config import BOOTSTRAP_SOURCE, check_reachable, check_topic
 
 LIVE_ROWS: Final = 25  # newest alerts kept on screen in --follow mode
@@ -51,10 +54,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Print the alerts; 0 on success (or SIGTERM), 130 on Ctrl-C, 2 on a bad setting."""
     console = Console()
+    route_client_logs(console, "alerts")
     try:
         consumer, partitions = _start(args)
     except SettingsError as exc:
-        _say(Console(stderr=True), f"alerts: {exc}", "red")
+        say(Console(stderr=True), f"alerts: {exc}", "red")
         return 2
     # SIGTERM ends a follow cleanly (status 0); Ctrl-C does too, with the customary 130.
     previous = signal.signal(signal.SIGTERM, _terminate)
@@ -96,6 +100,7 @@ def _start(args: argparse.Namespace) -> tuple[Consumer, set[tuple[str, int]]]:
         "group.id": f"clickscore-alerts-view-{uuid.uuid4().hex[:8]}",  # required by librdkafka only
         "enable.auto.commit": False,
         "enable.partition.eof": True,
+        "logger": librdkafka_logger("alerts"),
     }
     check_reachable(connection, BOOTSTRAP_SOURCE)
     for topic in _topics(args):
@@ -159,10 +164,10 @@ def _snapshot(
         console.print(_table(rows, f"{len(rows)} alerts"))
     else:  # piped or captured: one greppable line per alert, never cut to a terminal's width
         for alert in rows:
-            _say(console, _line(alert))
-        _say(console, f"{len(rows)} alerts")
+            say(console, _line(alert))
+        say(console, f"{len(rows)} alerts")
     if unreadable:
-        _say(console, f"{unreadable} records were not readable alerts", "yellow")
+        say(console, f"{unreadable} records were not readable alerts", "yellow")
 
 
 def _follow(
@@ -177,7 +182,14 @@ def _follow(
     recent: deque[dict[str, Any]] = deque(maxlen=LIVE_ROWS)
     seen = 0
     next_check = time.monotonic()
-    with Live(_table([], "waiting for alerts"), console=console, auto_refresh=False) as live:
+    # Piped or captured: only the plain lines. A live display there would print its last table
+    # into the log, with no newline after it (the next line then ends up glued to its border).
+    live_or_not = (
+        Live(_table([], "waiting for alerts"), console=console, auto_refresh=False)
+        if console.is_terminal
+        else contextlib.nullcontext(None)
+    )
+    with live_or_not as live:
         while (limit is None or seen < limit) and (deadline is None or time.monotonic() < deadline):
             if time.monotonic() >= next_check:
                 _assign_new(consumer, topics, known)
@@ -190,9 +202,9 @@ def _follow(
                 seen += 1
                 recent.append(alert)
                 if not console.is_terminal:
-                    _say(console, _line(alert))
-            # Refresh even without a new alert: the age column keeps moving.
-            live.update(_table(list(recent), f"{seen} alerts (newest last)"), refresh=True)
+                    say(console, _line(alert))
+            if live is not None:  # refresh even without a new alert: the age column keeps moving
+                live.update(_table(list(recent), f"{seen} alerts (newest last)"), refresh=True)
 
 
 class _Terminated(Exception):
@@ -233,7 +245,15 @@ def _table(alerts: list[dict[str, Any]], title: str) -> Table:
     now = datetime.now(UTC)
     table = Table(title=title, expand=False)
     for column in ("type", "user", "score", "threshold", "model", "trigger", "event time", "age"):
-        table.add_column(column, justify="right" if column in ("score", "threshold") else "left")
+        # A narrow terminal folds the model version and the event time onto a second line
+        # rather than cutting them to "cnnrnn-2..." (which says nothing about which model).
+        fold = column in ("model", "event time")
+        table.add_column(
+            column,
+            justify="right" if column in ("score", "threshold") else "left",
+            overflow="fold" if fold else "ellipsis",
+            no_wrap=not fold,
+        )
     for a in alerts:
         style = "green" if a.get("alert_type") == "propensity" else "magenta"
         cells = (
@@ -256,13 +276,8 @@ def _line(a: dict[str, Any]) -> str:
     return (
         f"{a.get('alert_type')} user={a.get('user_id')} score={_fmt(a.get('score'))} "
         f"threshold={_fmt(a.get('threshold'))} model={a.get('model_version')} "
-        f"trigger={a.get('trigger')} event_time={a.get('event_time')}"
+        f"trigger={a.get('trigger')} event={a.get('event_id')} event_time={a.get('event_time')}"
     )
-
-
-def _say(console: Console, message: str, style: str = "") -> None:
-    """One plain line (no rich markup: messages hold [brackets]); never wrapped mid-message."""
-    console.print(message, style=style, markup=False, highlight=False, soft_wrap=True)
 
 
 def main(argv: list[str] | None = None) -> int:

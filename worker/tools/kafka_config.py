@@ -6,8 +6,10 @@ The connection itself (bootstrap, TLS, SASL, their checks and defaults) is
 
 from __future__ import annotations
 
+import os
+
 from worker.kafka_connection import KafkaConnection
-from worker.settings import TOPIC_RULE, SettingsError, legal_topic
+from worker.settings import TOPIC_RULE, SettingsError, default, env_name, legal_topic
 
 #: Where a tool's bootstrap comes from, for messages.
 BOOTSTRAP_SOURCE = "--bootstrap / CLICKSCORE_KAFKA_BOOTSTRAP"
@@ -46,3 +48,31 @@ def check_topic(topic: str, name: str) -> str:
     if not legal_topic(topic):
         raise SettingsError(f"{name}={topic!r}: not a legal Kafka topic name ({TOPIC_RULE})")
     return topic
+
+
+def ensure_topic(connection: KafkaConnection, topic: str) -> None:
+    """Create a missing topic with the worker's partition count (CLICKSCORE_PARTITIONS).
+
+    Otherwise the broker creates it on the first produce with one partition, and a worker
+    started alongside (as the README does) then refuses it: its state changelog must have as
+    many partitions as the events topic.
+    """
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    counts = []
+    for setting in ("partitions", "replication_factor"):
+        name = env_name(setting)
+        value = os.environ.get(name) or str(default(setting))
+        if not value.isdigit() or int(value) < 1:
+            raise SettingsError(f"{name}={value}: must be a whole number >= 1")
+        counts.append(int(value))
+    admin = AdminClient({**connection.librdkafka(), "log_level": 0})
+    if topic in admin.list_topics(timeout=10).topics:
+        return
+    future = admin.create_topics([NewTopic(topic, counts[0], counts[1])])[topic]
+    try:
+        future.result(timeout=30)
+    except KafkaException as exc:
+        if "TOPIC_ALREADY_EXISTS" not in str(exc):  # the worker created it meanwhile: fine
+            raise SettingsError(f"cannot create topic {topic}: {exc}") from None

@@ -22,11 +22,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from schemas.event import Event, encode_event
 from training.datasets import FORMATS, read_events  # import-light by design: no torch
+from worker.logs import librdkafka_logger
 from worker.settings import SettingsError, default, load_kafka
+from worker.tools.console import route_client_logs, say
 from worker.tools.kafka_config import (
     BOOTSTRAP_SOURCE,
     check_reachable,
     check_topic,
+    ensure_topic,
     producer_config,
 )
 
@@ -116,15 +119,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Replay the file: 0 all delivered, 1 delivery errors, 2 bad input, 130 interrupted."""
     console = Console(stderr=True)
+    route_client_logs(console, "replay")
     try:
         producer, topic = _start(args)
     except SettingsError as exc:
-        _say(console, f"replay: {exc}", "red")
+        say(console, f"replay: {exc}", "red")
         return 2
     try:
         events, skipped = _read(args.file, args.format, args.max_bad_fraction, console)
     except (OSError, ValueError) as exc:
-        _say(console, f"replay: cannot read {args.file} as {args.format}: {exc}", "red")
+        say(console, f"replay: cannot read {args.file} as {args.format}: {exc}", "red")
         return 2
     counts = Counts(skipped_rows=skipped)
     started = time.monotonic()
@@ -134,11 +138,11 @@ def run(args: argparse.Namespace) -> int:
         _send_all(producer, topic, _limited(events, args.limit), total, counts, args, console)
     except KeyboardInterrupt:
         interrupted = True
-        _say(console, "replay: interrupted; flushing what was sent", "yellow")
+        say(console, "replay: interrupted; flushing what was sent", "yellow")
     except KafkaException as exc:  # refused locally (e.g. the topic vanished): stop, report
         counts.failed += 1
         counts.errors[f"produce refused: {exc.args[0].str()}"] = 1
-        _say(console, f"replay: stopped after {counts.produced} events: {exc}", "red")
+        say(console, f"replay: stopped after {counts.produced} events: {exc}", "red")
     remaining = producer.flush(FLUSH_TIMEOUT_S)
     counts.failed += remaining  # still queued after the flush timeout: not delivered
     elapsed = time.monotonic() - started
@@ -162,7 +166,8 @@ def _start(args: argparse.Namespace) -> tuple[Producer, str]:
     connection = load_kafka(args.bootstrap)
     config = producer_config(connection)
     check_reachable(connection, BOOTSTRAP_SOURCE)
-    producer = Producer(config)
+    ensure_topic(connection, topic)
+    producer = Producer({**config, "logger": librdkafka_logger("replay")})
     return producer, topic
 
 
@@ -172,7 +177,7 @@ def _read(
     """Events from the training readers (time-sorted), and how many bad rows they skipped."""
     log = read_events(path, fmt, max_bad_fraction=max_bad_fraction, require_purchase=False)
     for example in log.stats.bad_examples:  # skipped rows are named, never silently lost
-        _say(console, f"replay: skipped bad row in {path.name}: {example}", "yellow")
+        say(console, f"replay: skipped bad row in {path.name}: {example}", "yellow")
     return log.events, log.stats.bad
 
 
@@ -245,23 +250,16 @@ def _summarise(
     console: Console, counts: Counts, topic: str, elapsed: float, remaining: int
 ) -> None:
     rate = counts.delivered / elapsed if elapsed > 0 else 0.0
-    _say(
+    say(
         console,
         f"replay: read {counts.read}, produced {counts.produced}, delivered {counts.delivered}, "
         f"failed {counts.failed}, bad rows skipped by the reader {counts.skipped_rows} "
         f"-> {topic} in {elapsed:.1f}s ({rate:.0f} events/s)",
     )
     if remaining:
-        _say(
-            console, f"replay: {remaining} events still queued after {FLUSH_TIMEOUT_S:.0f}s", "red"
-        )
+        say(console, f"replay: {remaining} events still queued after {FLUSH_TIMEOUT_S:.0f}s", "red")
     for message, n in sorted(counts.errors.items(), key=lambda kv: -kv[1]):
-        _say(console, f"replay: {n} x {message}", "red")
-
-
-def _say(console: Console, message: str, style: str = "") -> None:
-    """One plain line (no rich markup: messages hold [brackets]); never wrapped mid-message."""
-    console.print(message, style=style, markup=False, highlight=False, soft_wrap=True)
+        say(console, f"replay: {n} x {message}", "red")
 
 
 def main(argv: list[str] | None = None) -> int:
