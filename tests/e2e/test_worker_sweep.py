@@ -17,7 +17,7 @@ import pytest
 
 import schemas
 from schemas.event import Event
-from tests.e2e.worker_process import WorkerFactory, counter
+from tests.e2e.worker_process import WorkerFactory, WorkerProcess, counter
 from tests.kafka_io import consume, produce, produce_at
 from tests.worker_artifacts import T0_MS, keyed, make_artifact, make_events
 from worker.core.alerts import alert_id
@@ -25,18 +25,23 @@ from worker.core.alerts import alert_id
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
-def test_sweep_alerts_idle_users_once(
-    kafka_bootstrap: str, tmp_path: Path, worker_factory: WorkerFactory
-) -> None:
+def _sweeping_worker(tmp_path: Path, worker_factory: WorkerFactory) -> WorkerProcess:
+    """A worker whose churn head reads only silence, sweeping every second, idle after 10 min."""
     model = tmp_path / "model"
     make_artifact(model, seed=3, thresholds={"propensity": 1.0, "churn": 0.5},
                   model_version="sweepy", churn_from_silence=True)  # fmt: skip
+    return worker_factory.start(
+        model, partitions=2, churn_sweep_interval_seconds=1, churn_idle_seconds=600, scores_topic=""
+    )
+
+
+def test_sweep_alerts_idle_users_once(
+    kafka_bootstrap: str, tmp_path: Path, worker_factory: WorkerFactory
+) -> None:
     topics = worker_factory.topics
     events = make_events(200, users=12, seed=8)  # T0 .. T0 + 199 s
     late = Event(event_id="late-1", user_id="late-user", event_type="view", ts_ms=T0_MS + 3_600_000)
-    worker = worker_factory.start(
-        model, partitions=2, churn_sweep_interval_seconds=1, churn_idle_seconds=600, scores_topic=""
-    )
+    worker = _sweeping_worker(tmp_path, worker_factory)
     try:
         produce(kafka_bootstrap, topics["events_topic"], keyed(events))
         # The late event only once every other one is applied: sent together, it may be applied
@@ -75,9 +80,6 @@ def test_a_producer_clock_hours_fast_floods_no_churn_alerts(
     kafka_bootstrap: str, tmp_path: Path, worker_factory: WorkerFactory
 ) -> None:
     """The skewed event passes the 24 h check but must not move the sweep's clock past the wall."""
-    model = tmp_path / "model"
-    make_artifact(model, seed=3, thresholds={"propensity": 1.0, "churn": 0.5},
-                  model_version="sweepy", churn_from_silence=True)  # fmt: skip
     topics = worker_factory.topics
     now_ms = int(time.time() * 1000)
     events = [  # users active right now, by the wall clock
@@ -90,9 +92,7 @@ def test_a_producer_clock_hours_fast_floods_no_churn_alerts(
     fast_ms = now_ms + 2 * 3_600_000
     created_ms = now_ms + 50 * 60_000
     skewed = Event(event_id="fast-1", user_id="fast-user", event_type="view", ts_ms=fast_ms)
-    worker = worker_factory.start(
-        model, partitions=2, churn_sweep_interval_seconds=1, churn_idle_seconds=600
-    )
+    worker = _sweeping_worker(tmp_path, worker_factory)
     try:
         produce(kafka_bootstrap, topics["events_topic"], keyed(events))
         produce_at(kafka_bootstrap, topics["events_topic"], keyed([skewed]), created_ms)

@@ -7,12 +7,9 @@ worker with a user in its table is asked for each of them: 404.
 
 from __future__ import annotations
 
-import uuid
-from pathlib import Path
-
 import pytest
 
-from tests.e2e.worker_process import WorkerProcess, counter, worker_env
+from tests.e2e.worker_process import WorkerFactory, counter
 from tests.kafka_io import produce
 from tests.worker_artifacts import keyed, make_events, shared_artifact
 
@@ -34,16 +31,11 @@ CLOSED = [
 ]
 
 
-def test_only_health_routes_answer(kafka_bootstrap: str, tmp_path: Path) -> None:
-    tag = uuid.uuid4().hex[:8]
-    topics = {"events_topic": f"ev-{tag}", "dlq_topic": f"dlq-{tag}"}
-    topics |= {"propensity_topic": f"p-{tag}", "churn_topic": f"c-{tag}"}
-    env = worker_env(kafka_bootstrap, shared_artifact(), tmp_path / "data",
-                     group_id=f"cs-{tag}", partitions=1, **topics)  # fmt: skip
+def test_only_health_routes_answer(kafka_bootstrap: str, worker_factory: WorkerFactory) -> None:
+    topics = worker_factory.topics
     events = make_events(20, users=2, seed=5)
-    worker = WorkerProcess(env, tmp_path / "worker.log")
+    worker = worker_factory.start(shared_artifact(), partitions=1, scores_topic="")
     try:
-        worker.wait_ready()
         produce(kafka_bootstrap, topics["events_topic"], keyed(events))
         worker.wait_metric(lambda m: counter(m, "clickscore_events_scored_total") >= len(events))
         user = events[0].user_id  # its state is in the table now

@@ -9,7 +9,6 @@ reset is counted, and the worker stops cleanly.
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import msgspec
 import pytest
 
 from schemas.event import Event
-from tests.e2e.worker_process import WorkerProcess, counter, worker_env
+from tests.e2e.worker_process import WorkerFactory, counter
 from tests.kafka_io import create_topic, produce
 from tests.worker_artifacts import T0_MS, keyed, make_events, shared_artifact
 from worker.core.micro_batch import PipelineConfig, Record, process_batch
@@ -50,27 +49,21 @@ def _corruptions(state: UserState) -> dict[str, UserState]:
 
 
 def test_corrupt_changelog_states_are_reset_and_counted(
-    kafka_bootstrap: str, tmp_path: Path
+    kafka_bootstrap: str, worker_factory: WorkerFactory
 ) -> None:
     model_dir = shared_artifact(propensity=0.0, churn=0.0)
-    tag = uuid.uuid4().hex[:8]
-    group = f"cs-{tag}"
-    topics = {"events_topic": f"ev-{tag}", "dlq_topic": f"dlq-{tag}"}
-    topics |= {"propensity_topic": f"p-{tag}", "churn_topic": f"c-{tag}"}
+    group, topics = worker_factory.group, worker_factory.topics
     corrupt = _corruptions(_valid_state(model_dir))
     # One partition, so each record lands where Faust's table looks for its key.
     changelog = f"{group}-user-state-changelog"
     create_topic(kafka_bootstrap, 1, 1, {"cleanup.policy": "compact"}, name=changelog)
     produce(kafka_bootstrap, changelog, [(u.encode(), encode_state(s)) for u, s in corrupt.items()])
-    env = worker_env(kafka_bootstrap, model_dir, tmp_path / "data", group_id=group,
-                     partitions=1, **topics)  # fmt: skip
     events = [
         Event(event_id=f"x-{user}", user_id=user, event_type="view", ts_ms=T0_MS + 60_000)
         for user in corrupt
     ]
-    worker = WorkerProcess(env, tmp_path / "worker.log")
+    worker = worker_factory.start(model_dir, partitions=1, scores_topic="")
     try:
-        worker.wait_ready()
         produce(kafka_bootstrap, topics["events_topic"], keyed(events))
         m = worker.wait_metric(
             lambda m: counter(m, "clickscore_events_scored_total") >= len(events), timeout=60

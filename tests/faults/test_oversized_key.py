@@ -10,12 +10,11 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from pathlib import Path
 
 import pytest
 
 import schemas
-from tests.e2e.worker_process import WorkerProcess, counter, worker_env
+from tests.e2e.worker_process import WorkerFactory, counter
 from tests.kafka_io import consume, produce, topic_config
 from tests.worker_artifacts import keyed, make_events, shared_artifact
 from worker.core.deadletter import MAX_KEY_BYTES
@@ -26,24 +25,19 @@ BIG_KEY = b"k" * 1_000_000
 
 
 def test_a_1_mb_key_is_dead_lettered_cut_and_the_stream_goes_on(
-    kafka_bootstrap: str, tmp_path: Path
+    kafka_bootstrap: str, worker_factory: WorkerFactory
 ) -> None:
-    tag = uuid.uuid4().hex[:8]
-    topics = {"events_topic": f"ev-{tag}", "dlq_topic": f"dlq-{tag}"}
-    topics |= {"propensity_topic": f"p-{tag}", "churn_topic": f"c-{tag}"}
-    env = worker_env(kafka_bootstrap, shared_artifact(), tmp_path / "data",
-                     group_id=f"cs-{tag}", partitions=1, **topics)  # fmt: skip
+    topics = worker_factory.topics
     after = make_events(20, users=3, seed=6)
-    worker = WorkerProcess(env, tmp_path / "worker.log")
+    worker = worker_factory.start(shared_artifact(), partitions=1, scores_topic="")
     try:
-        worker.wait_ready()
         produce(kafka_bootstrap, topics["events_topic"], [(BIG_KEY, b"not json")],
                 **{"message.max.bytes": 1_048_000})  # fmt: skip
         produce(kafka_bootstrap, topics["events_topic"], keyed(after))
         m = worker.wait_metric(
             lambda m: counter(m, "clickscore_events_scored_total") >= len(after), timeout=60
         )
-        dead = consume(kafka_bootstrap, topics["dlq_topic"], f"t-{tag}", 2, timeout=10)
+        dead = consume(kafka_bootstrap, topics["dlq_topic"], f"t-{uuid.uuid4().hex}", 2, timeout=10)
     finally:
         code = worker.stop()
     assert code == 0, worker.log_tail()

@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from tests.e2e.worker_process import WorkerProcess, counter, worker_env
+from tests.e2e.worker_process import WorkerFactory, counter
 from tests.kafka_io import consume, create_topic, produce
 from tests.worker_artifacts import keyed, make_events, shared_artifact
 from worker.kafka_connection import local
@@ -42,19 +41,16 @@ def _set_max_bytes(bootstrap: str, topic: str, limit: int) -> None:
 
 
 def test_a_refused_alert_send_stops_the_commit_and_nothing_is_lost(
-    kafka_bootstrap: str, tmp_path: Path
+    kafka_bootstrap: str, worker_factory: WorkerFactory
 ) -> None:
-    tag = uuid.uuid4().hex[:8]
-    group = f"cs-{tag}"
+    group, topics = worker_factory.group, worker_factory.topics
     alerts = create_topic(kafka_bootstrap, 1, 1, {"max.message.bytes": "200"})
-    topics = {"events_topic": f"ev-{tag}", "dlq_topic": f"dlq-{tag}"}
-    topics |= {"propensity_topic": alerts, "churn_topic": f"c-{tag}"}
-    env = worker_env(kafka_bootstrap, shared_artifact(propensity=0.0, churn=1.0),
-                     tmp_path / "data", group_id=group, partitions=1, **topics)  # fmt: skip
+    model = shared_artifact(propensity=0.0, churn=1.0)
+    # Both runs: the same name (so the same data dir), group and topics; no scores topic.
+    settings: dict[str, object] = {"partitions": 1, "propensity_topic": alerts, "scores_topic": ""}
     events = make_events(10, users=5, seed=12)
-    worker = WorkerProcess(env, tmp_path / "worker-1.log")
+    worker = worker_factory.start(model, name="worker", **settings)
     try:
-        worker.wait_ready()
         produce(kafka_bootstrap, topics["events_topic"], keyed(events))
         worker.proc.wait(timeout=90)  # before the fix it ran on, having committed
     finally:
@@ -63,9 +59,8 @@ def test_a_refused_alert_send_stops_the_commit_and_nothing_is_lost(
     assert _committed(kafka_bootstrap, group, topics["events_topic"]) < len(events)
     _set_max_bytes(kafka_bootstrap, alerts, 1_000_000)
     time.sleep(1)  # the broker applies topic configs asynchronously
-    again = WorkerProcess(env, tmp_path / "worker-2.log")
+    again = worker_factory.start(model, name="worker", **settings)
     try:
-        again.wait_ready()
         m = again.wait_metric(
             lambda m: (
                 counter(m, "clickscore_events_scored_total")
@@ -73,7 +68,7 @@ def test_a_refused_alert_send_stops_the_commit_and_nothing_is_lost(
                 >= len(events)
             )
         )
-        got = consume(kafka_bootstrap, alerts, f"t-{tag}", 10, timeout=10)
+        got = consume(kafka_bootstrap, alerts, f"t-{uuid.uuid4().hex}", 10, timeout=10)
     finally:
         assert again.stop() == 0, again.log_tail()
     users = {e.user_id for e in events}
