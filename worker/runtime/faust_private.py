@@ -32,7 +32,7 @@ The reaches:
    from a callback that may run only after the commit began; the wrapper lets those callbacks run
    first (:func:`report_sends_before_commit`).
 
-Readiness needs none of these: :class:`worker.runtime.health.ReadinessSensor` uses Faust's public
+Readiness needs none of these: :class:`worker.runtime.health.RebalanceSensor` uses Faust's public
 ``Sensor`` hooks (``on_rebalance_start`` / ``on_rebalance_end``).
 """
 
