@@ -100,15 +100,20 @@ def test_the_worker_accepts_the_deployed_values(deployment: str, tmp_path: Path)
         assert settings.security_protocol == "SASL_SSL" and settings.sasl_username
 
 
+def _model_dir(tmp_path: Path) -> str:
+    """A directory that passes the settings check (the model itself is checked later, at load)."""
+    model_dir = tmp_path / "m"
+    model_dir.mkdir()
+    (model_dir / "manifest.json").write_text("{}", encoding="utf-8")
+    return str(model_dir)
+
+
 def test_a_deployment_without_the_sasl_secret_is_refused(tmp_path: Path) -> None:
     """The check bites: Kubernetes settings without the Secret fail, naming the variable."""
     env = dict(_deployments()["kubernetes"])
     for key in _real_secrets():
         env.pop(key)
-    model_dir = tmp_path / "m"
-    model_dir.mkdir()
-    (model_dir / "manifest.json").write_text("{}", encoding="utf-8")
-    env["CLICKSCORE_MODEL_DIR"] = str(model_dir)
+    env["CLICKSCORE_MODEL_DIR"] = _model_dir(tmp_path)
     with pytest.raises(SettingsError, match="CLICKSCORE_SASL_USERNAME"):
         load_settings(env)
 
@@ -122,10 +127,7 @@ def test_path_settings_point_where_the_image_mounts_them() -> None:
 def test_the_example_secret_as_shipped_is_refused(tmp_path: Path) -> None:
     """Applied unedited, the placeholders stop the worker at start, naming a variable."""
     env = {**_deployments()["kubernetes"], **k8s_secret_example()["stringData"]}
-    model_dir = tmp_path / "m"
-    model_dir.mkdir()
-    (model_dir / "manifest.json").write_text("{}", encoding="utf-8")
-    env["CLICKSCORE_MODEL_DIR"] = str(model_dir)
+    env["CLICKSCORE_MODEL_DIR"] = _model_dir(tmp_path)
     with pytest.raises(SettingsError, match="REPLACE-ME placeholder"):
         load_settings(env)
     del env["CLICKSCORE_PSEUDONYMIZE_KEY"]  # and a Secret without the key: pseudonyms are required
