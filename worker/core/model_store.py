@@ -15,6 +15,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,7 @@ class Model:
         t = self.manifest["thresholds"]
         return {"propensity": float(t["propensity"]), "churn": float(t["churn"])}
 
-    @property
+    @cached_property  # read for every event and every swept user: derive it once per model
     def state_key(self) -> str:
         """The model-compatibility id stored with each user's tensors; another one is reset.
 
