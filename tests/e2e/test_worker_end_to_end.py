@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import schemas
@@ -26,7 +27,9 @@ from tests.e2e.worker_process import WorkerFactory, WorkerProcess, counter
 from tests.kafka_io import consume, produce
 from tests.worker_artifacts import keyed, make_events, shared_artifact
 from training.datasets import write_events
-from training.featurizer import FEATURIZER_VERSION
+from training.feature_groups import GROUP_COLUMNS
+from training.featurizer import FEATURIZER_VERSION, FeatureContext, featurize
+from worker.core.model_store import load_model
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -149,10 +152,36 @@ def test_alerts_on_both_topics_validate_and_agree_with_metrics(
             assert doc["alert_type"] == kind and doc["trigger"] == "event"
             assert doc["model_version"] == version["model_version"]
         assert {d["user_id"] for d in docs} == users
+        _check_reasons(docs, [*run.good, REKEYED])
         m = run.worker.metrics()
         assert m[f"clickscore_alerts_emitted_total{{alert_type={kind},trigger=event}}"] == len(
             users
         )
+
+
+def _check_reasons(docs: list[dict], events: list[Event]) -> None:
+    """Each alert fired on its user's first event: switching a reason's inputs off, from a fresh
+    state, lowers the score by the contribution the alert reports."""
+    model = load_model(shared_artifact(propensity=0.0, churn=0.0))
+    first = {}
+    for event in events:
+        first.setdefault(event.user_id, event)
+    zeros = {n: np.zeros((1, *shape), np.float32) for n, shape in model.state_spec.items()}
+    checked = 0
+    for doc in docs:
+        event = first[doc["user_id"]]
+        assert doc["event_id"] == event.event_id
+        row, _ = featurize(event, FeatureContext())
+        for reason in doc["reasons"]:
+            x = row.copy()
+            x[list(GROUP_COLUMNS[reason["group"]])] = 0.0
+            out = model.scorer.step(x[None], np.zeros(1, np.float32), zeros)
+            occluded = out.p_purchase if doc["alert_type"] == "propensity" else out.p_churn
+            assert doc["score"] - float(occluded[0]) == pytest.approx(
+                reason["contribution"], abs=1e-5
+            )
+            checked += 1
+    assert checked >= len(docs)  # most alerts carry reasons; at least one each on average
 
 
 def test_streamed_scores_equal_offline_training_score(

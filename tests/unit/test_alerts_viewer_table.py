@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
+import schemas
 from worker.tools.alerts_viewer import _table
 
 
@@ -15,3 +16,16 @@ def test_markup_in_a_user_id_is_printed_literally() -> None:
     text = console.export_text()
     for user in users:
         assert user in text
+
+
+def test_reasons_are_shown_and_alerts_without_them_still_print() -> None:
+    from worker.tools.alerts_viewer import _line
+
+    alert = schemas.examples("alert")["alert.propensity.json"]
+    old = schemas.examples("alert")["alert.churn_sweep.json"]  # written before reasons existed
+    console = Console(record=True, width=250, color_system=None)
+    console.print(_table([alert, old], "2 alerts"))
+    text = console.export_text()
+    assert "+0.310 3 add_to_cart, the last one just now" in text
+    assert "why=[+0.310 3 add_to_cart, the last one just now; +0.120" in _line(alert)
+    assert "why=" not in _line(old)

@@ -91,8 +91,9 @@ def alert_record(
     key: bytes,
     idle_seconds: float | None = None,
     emitted_ms: int | None = None,
+    reasons: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The alert document of schemas/alert.schema.json."""
+    """The alert document of schemas/alert.schema.json (``reasons``: worker/core/reasons.py)."""
     emitted = int(time.time() * 1000) if emitted_ms is None else emitted_ms
     return {
         "schema_version": ALERT_SCHEMA_VERSION,
@@ -108,4 +109,5 @@ def alert_record(
         "event_time": format_timestamp(event_ts_ms),
         "emitted_at": format_timestamp(emitted),
         "idle_seconds": idle_seconds,
+        "reasons": reasons or [],
     }

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import numpy as np
@@ -28,9 +28,10 @@ from schemas.event import (
     format_timestamp,
 )
 from training.featurizer import featurize
-from worker.core.alerts import alert_record, decide, public_user_id
+from worker.core.alerts import AlertType, alert_record, decide, public_user_id
 from worker.core.deadletter import dead_letter_record
 from worker.core.model_store import Model
+from worker.core.reasons import event_reasons
 from worker.core.records import (
     BatchResult,
     DeadLetter,
@@ -193,7 +194,8 @@ def _score_wave(
         p_buy, p_churn = float(out.p_purchase[j]), float(out.p_churn[j])
         arrays = {n: a[j] for n, a in out.state.items()}
         new_state = _advance(state, event, ctx, arrays, (p_buy, p_churn), model, cfg)
-        new_state = _alerts(new_state, event, p_buy, p_churn, records[index], model, cfg, result)
+        seen = _Seen(rows[j], {n: a[j] for n, a in stacked.items()}, event, ctx)
+        new_state = _alerts(new_state, seen, p_buy, p_churn, records[index], model, cfg, result)
         states[event.user_id] = new_state
         result.writes[event.user_id] = (new_state, index)
         result.scored += 1
@@ -222,9 +224,18 @@ def _advance(
     )
 
 
+class _Seen(NamedTuple):
+    """What an alert's reasons re-score: the event's row, the state before it, its words."""
+
+    row: np.ndarray  # (F,)
+    before: dict[str, np.ndarray]  # name -> state tensor (no batch dim)
+    event: Event
+    ctx: Any  # FeatureContext after the event
+
+
 def _alerts(
     state: UserState,
-    event: Event,
+    seen: _Seen,
     p_buy: float,
     p_churn: float,
     rec: Record,
@@ -232,9 +243,11 @@ def _alerts(
     cfg: PipelineConfig,
     result: BatchResult,
 ) -> UserState:
+    event = seen.event
     thresholds = model.thresholds
     arms = {"propensity": state.propensity, "churn": state.churn}
-    for alert_type, score in (("propensity", p_buy), ("churn", p_churn)):
+    heads: tuple[tuple[AlertType, float], ...] = (("propensity", p_buy), ("churn", p_churn))
+    for alert_type, score in heads:
         arm, fire = decide(
             arms[alert_type],
             score,
@@ -245,8 +258,11 @@ def _alerts(
         )
         arms[alert_type] = arm
         if fire:
+            reasons = event_reasons(
+                model.scorer, alert_type, score, seen.row, seen.before, event, seen.ctx
+            )
             doc = alert_record(
-                alert_type=alert_type,  # type: ignore[arg-type]  # the tuple above holds literals
+                alert_type=alert_type,
                 user_id=event.user_id,
                 trigger="event",
                 event_id=event.event_id,
@@ -255,6 +271,7 @@ def _alerts(
                 threshold=thresholds[alert_type],
                 model_version=model.version,
                 key=cfg.pseudonym_key,
+                reasons=reasons,
             )
             result.alerts.append(Emit(alert_type, doc["user_id"], doc, rec.timestamp_ms))
             state = remember_alert(state, _json.encode(doc))

@@ -23,6 +23,7 @@ import numpy as np
 from schemas.event import MAX_TS_MS, MIN_TS_MS
 from worker.core.alerts import alert_record, may_fire
 from worker.core.model_store import Model
+from worker.core.reasons import sweep_reasons
 from worker.core.records import Emit, PipelineConfig
 from worker.core.state import UserState, state_arrays
 
@@ -114,7 +115,7 @@ def _score(
     p_churn = model.scorer.churn(stacked, idle_s.astype(np.float32))  # (B,)
     result.rescored += len(batch)
     threshold = model.thresholds["churn"]
-    for (user, state), p, idle in zip(batch, p_churn, idle_s, strict=True):
+    for j, ((user, state), p, idle) in enumerate(zip(batch, p_churn, idle_s, strict=True)):
         score = float(p)
         if not may_fire(
             state.churn, score, threshold=threshold, cooldown_ms=cfg.cooldown_ms, now_ms=now_ms
@@ -132,6 +133,7 @@ def _score(
             model_version=model.version,
             key=cfg.pseudonym_key,
             idle_seconds=float(idle),
+            reasons=sweep_reasons(model.scorer, score, arrays[j], float(idle), state.ctx),
         )
         result.alerts.append(Emit("churn", doc["user_id"], doc, None))
         alerted.add((user, event_id))

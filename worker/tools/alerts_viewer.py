@@ -241,13 +241,14 @@ def _fmt(value: object, digits: int = 3) -> str:
 
 
 def _table(alerts: list[dict[str, Any]], title: str) -> Table:
-    """The readable table: type, user, score, threshold, model version, trigger, age."""
+    """The readable table: type, user, score, threshold, model, trigger, age, reasons."""
     now = datetime.now(UTC)
     table = Table(title=title, expand=False)
-    for column in ("type", "user", "score", "threshold", "model", "trigger", "event time", "age"):
-        # A narrow terminal folds the model version and the event time onto a second line
-        # rather than cutting them to "cnnrnn-2..." (which says nothing about which model).
-        fold = column in ("model", "event time")
+    columns = ("type", "user", "score", "threshold", "model", "trigger", "event time", "age", "why")
+    for column in columns:
+        # A narrow terminal folds the model version, the event time and the reasons onto more
+        # lines rather than cutting them to "cnnrnn-2..." (which says nothing about which model).
+        fold = column in ("model", "event time", "why")
         table.add_column(
             column,
             justify="right" if column in ("score", "threshold") else "left",
@@ -265,6 +266,7 @@ def _table(alerts: list[dict[str, Any]], title: str) -> Table:
             str(a.get("trigger")),
             str(a.get("event_time")),
             _age(a.get("emitted_at"), now),
+            "\n".join(_reasons(a)),
         )
         # Text, not str: rich reads a str cell as markup, and a raw user id such as "[/]" broke
         # the table (MarkupError) or restyled it.
@@ -272,11 +274,23 @@ def _table(alerts: list[dict[str, Any]], title: str) -> Table:
     return table
 
 
+def _reasons(a: dict[str, Any]) -> list[str]:
+    """'+0.31 3 add_to_cart, ...' per reason; none for alerts of workers without reasons."""
+    reasons = a.get("reasons")
+    if not isinstance(reasons, list):
+        return []
+    return [
+        f"+{_fmt(r.get('contribution'))} {r.get('text')}" for r in reasons if isinstance(r, dict)
+    ]
+
+
 def _line(a: dict[str, Any]) -> str:
+    why = "; ".join(_reasons(a))
     return (
         f"{a.get('alert_type')} user={a.get('user_id')} score={_fmt(a.get('score'))} "
         f"threshold={_fmt(a.get('threshold'))} model={a.get('model_version')} "
         f"trigger={a.get('trigger')} event={a.get('event_id')} event_time={a.get('event_time')}"
+        + (f" why=[{why}]" if why else "")
     )
 
 
