@@ -128,6 +128,7 @@ def write_artifact(
     training_data: dict[str, Any] | None = None,
     report_files: dict[str, dict[str, Any]] | None = None,
     model_version: str | None = None,
+    reference: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Export the graphs, then write manifest.json last (atomically) so a watcher never sees half.
 
@@ -167,6 +168,8 @@ def write_artifact(
     }
     if report_files:
         manifest["report_files"] = report_files
+    if reference:
+        manifest["reference"] = reference  # training/reference.py: the worker's drift baseline
     validate("manifest", manifest)
     tmp = out / (MANIFEST_FILE + ".tmp")
     tmp.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", "utf-8")

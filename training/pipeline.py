@@ -16,6 +16,7 @@ from training.bootstrap import auc_interval, delta_interval
 from training.evaluate import metrics
 from training.export import file_digest, write_artifact
 from training.labels import DAY_S, TEST, TRAIN, VALID, LabelledData, build_labels
+from training.reference import reference
 from training.report import HEADS, write_report
 from training.thresholds import operating_point
 from training.train import PRESETS, TrainConfig, fit, fold_calibration, platt, predict_logits
@@ -134,6 +135,7 @@ def run_training(
     curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
     rules: dict[str, dict[str, Any]] = {}
     calib: dict[str, tuple[float, float]] = {}
+    scored: dict[str, np.ndarray] = {}  # head -> calibrated score of every row (N,)
     for hi, head in enumerate(HEADS):
         y, m = _flat(data, f"y_{_KEY[head]}"), _flat(data, f"m_{_KEY[head]}")
         sel = {
@@ -146,6 +148,7 @@ def run_training(
         calib[head] = platt(logit[sel["validation"]], y[sel["validation"]])
         a, b = calib[head]
         scorers: dict[str, Any] = {"cnn_rnn": lambda idx, z=a * logit + b: _sigmoid(z[idx])}
+        scored[head] = _sigmoid(a * logit + b)
         learned = bl.fit_learned(
             feats[sel["train"]], y[sel["train"]], feats[sel["validation"]],
             y[sel["validation"]], seed, cfg.baseline_grid,
@@ -210,8 +213,17 @@ def run_training(
         metrics=headline,
         training_data={**summary, "history": history, "config": _config(cfg)},
         report_files={f"report/{f}": file_digest(out / "report" / f) for f in report_files},
+        reference=_reference(data, rows, scored),
     )
     return manifest
+
+
+def _reference(data: LabelledData, rows: Rows, scored: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Drift reference: every test row's scores (the future of seen users and the held-out
+    users), labelled or censored alike, since the worker scores every event."""
+    test = (rows.split == TEST) | rows.held  # (N,)
+    x = np.concatenate([u.x for u in data.users])  # (N, F)
+    return reference({h: s[test] for h, s in scored.items()}, x[test], "test+test_unseen_users")
 
 
 def _config(cfg: Any) -> dict[str, Any]:

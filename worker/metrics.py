@@ -42,6 +42,8 @@ class Metrics:
     consumer_lag: Gauge
     churn_sweep_duration: Histogram
     ready: Gauge
+    score_psi: Gauge
+    input_psi: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> Metrics:
@@ -129,12 +131,32 @@ class Metrics:
                 "1 once partitions are assigned, recovery is done and a model is loaded",
                 registry=r,
             ),
+            score_psi=Gauge(
+                "clickscore_score_psi",
+                "Population stability index of live scores (sliding window) vs the manifest's"
+                " test-split reference",
+                ["head"],
+                registry=r,
+            ),
+            input_psi=Gauge(
+                "clickscore_input_psi",
+                "Population stability index of a key input (sliding window) vs the reference",
+                ["input"],
+                registry=r,
+            ),
         )
 
     def set_model(self, version: str, featurizer_version: int, provider: str) -> None:
         """Point ``clickscore_model_info`` at the serving model only (old label set removed)."""
         self.model_info.clear()
         self.model_info.labels(version, str(featurizer_version), provider).set(1)
+
+    def set_drift(self, score_psi: dict[str, float], input_psi: dict[str, float]) -> None:
+        """Export the PSIs the monitor has; a head without one (yet) has no series."""
+        for gauge, values in ((self.score_psi, score_psi), (self.input_psi, input_psi)):
+            gauge.clear()
+            for name, value in values.items():
+                gauge.labels(name).set(value)
 
     def exposition(self) -> bytes:
         """The text exposition format for ``/metrics``."""

@@ -81,6 +81,9 @@ class Settings(KafkaConnection, BaseSettings):
     churn_idle_seconds: float = Field(900.0, gt=0, description="silence before a sweep re-score")
     max_event_bytes: int = Field(65536, ge=64, description="larger records are dead letters")
     dedup_window: int = Field(64, ge=1, description="recent event ids remembered per user")
+    drift_window: int = Field(
+        10000, ge=200, description="scored events in the sliding window of the drift PSI gauges"
+    )
     dlq_retention_hours: float = Field(
         336.0, gt=0, description="retention of the dead-letter topic the worker creates"
     )

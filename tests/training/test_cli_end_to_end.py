@@ -17,6 +17,8 @@ from tests.worker_artifacts import shared_artifact
 from training.cli import PRESET_NAMES, main
 from training.datasets import read_events
 from training.featurizer import featurize_sequence
+from training.reference import KEY_INPUTS
+from worker.core.drift import Reference, Window
 
 HEAD_KEYS = {"roc_auc", "pr_auc", "brier", "split"}
 
@@ -70,6 +72,17 @@ def test_simulate_train_score(tmp_path: Path) -> None:
         got_c = np.array([float(rows[i]["p_churn"]) for i in idx])
         np.testing.assert_allclose(got_p, p[0], atol=1e-5, rtol=0)
         np.testing.assert_allclose(got_c, c[0], atol=1e-5, rtol=0)
+
+    # The drift reference holds the exported graph's (calibrated) scores: the simulator does not
+    # drift, so every event's score, binned by it, is close to the test rows' distribution.
+    ref = manifest["reference"]
+    assert ref["rows"] > 0 and set(ref["inputs"]) == set(KEY_INPUTS)
+    for head, column in (("propensity", "p_purchase"), ("churn", "p_churn")):
+        hist = ref["scores"][head]
+        assert sum(hist["fractions"]) == pytest.approx(1.0, abs=1e-5)
+        window = Window(Reference(np.array(hist["edges"]), np.array(hist["fractions"])), len(rows))
+        window.add(np.array([float(r[column]) for r in rows]))
+        assert (window.psi() or 1.0) < 0.1, head
 
 
 # 2 of 4 rows bad: an unknown event type and a time that is no time.

@@ -190,6 +190,7 @@ def _score_wave(
     started = time.perf_counter()
     out = model.scorer.step(x, elapsed, stacked)
     result.wave_seconds.append(time.perf_counter() - started)
+    result.scored_waves.append((x, out.p_purchase, out.p_churn))
     for j, (index, event, state, ctx) in enumerate(pending):
         p_buy, p_churn = float(out.p_purchase[j]), float(out.p_churn[j])
         arrays = {n: a[j] for n, a in out.state.items()}

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from schemas.event import Reason
 from worker.core.alerts import AlertType
 from worker.core.state import UserState
@@ -81,6 +83,8 @@ class BatchResult:
     new_users: int = 0
     wave_sizes: list[int] = field(default_factory=list)
     wave_seconds: list[float] = field(default_factory=list)
+    # Per wave: x (B, F), p_purchase (B,), p_churn (B,) (the drift windows read them).
+    scored_waves: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
 
 
 LoadState = Callable[[str, int], UserState | None]

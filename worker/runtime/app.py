@@ -178,6 +178,9 @@ def _process(
     faust_private.make_current(batch[-1])
     _send(rt, records, events_topic, outputs, result)
     _count(rt, result)
+    drift = rt.drift(model)
+    drift.observe(result.scored_waves)
+    m.set_drift(drift.score_psi(), drift.input_psi())
 
 
 def _send(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from worker.core.model_store import ModelStore
+from worker.core.drift import DriftMonitor
+from worker.core.model_store import Model, ModelStore
 from worker.core.poison import StrikeBook
 from worker.core.records import PipelineConfig
 from worker.core.sweep import SweepClock
@@ -34,5 +35,15 @@ class Runtime:
         self.swept: set[tuple[str, str]] = set()
         self.assigned: frozenset[str] = frozenset()
         self.users_local = 0
+        self._drift: tuple[str, DriftMonitor] | None = None
         strikes_file = settings.data_dir / "poison-strikes.json"
         self.strikes = StrikeBook(strikes_file, limit=settings.poison_attempts)
+
+    def drift(self, model: Model) -> DriftMonitor:
+        """The drift windows of ``model``: a new model (new reference) starts empty windows."""
+        if self._drift is None or self._drift[0] != model.fingerprint:
+            self._drift = (
+                model.fingerprint,
+                DriftMonitor(model.manifest, self.settings.drift_window),
+            )
+        return self._drift[1]
