@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 # Batch sizes: powers of two up to a few times the default BATCH_SIZE (256), so both small
@@ -44,6 +45,7 @@ class Metrics:
     ready: Gauge
     score_psi: Gauge
     input_psi: Gauge
+    score_bin_fraction: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> Metrics:
@@ -144,6 +146,13 @@ class Metrics:
                 ["input"],
                 registry=r,
             ),
+            # At most 10 bins (the reference's deciles) x 2 heads x 2 sources: a bounded set.
+            score_bin_fraction=Gauge(
+                "clickscore_score_bin_fraction",
+                "Fraction of scores in each reference bin: the live window or the reference",
+                ["head", "bin", "source"],
+                registry=r,
+            ),
         )
 
     def set_model(self, version: str, featurizer_version: int, provider: str) -> None:
@@ -151,12 +160,22 @@ class Metrics:
         self.model_info.clear()
         self.model_info.labels(version, str(featurizer_version), provider).set(1)
 
-    def set_drift(self, score_psi: dict[str, float], input_psi: dict[str, float]) -> None:
-        """Export the PSIs the monitor has; a head without one (yet) has no series."""
+    def set_drift(
+        self,
+        score_psi: dict[str, float],
+        input_psi: dict[str, float],
+        histograms: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    ) -> None:
+        """Export what the drift monitor has; a head without a PSI (yet) has no series."""
         for gauge, values in ((self.score_psi, score_psi), (self.input_psi, input_psi)):
             gauge.clear()
             for name, value in values.items():
                 gauge.labels(name).set(value)
+        self.score_bin_fraction.clear()
+        for head, (live, reference) in (histograms or {}).items():
+            for source, fractions in (("live", live), ("reference", reference)):
+                for i, value in enumerate(fractions):
+                    self.score_bin_fraction.labels(head, f"{i:02d}", source).set(float(value))
 
     def exposition(self) -> bytes:
         """The text exposition format for ``/metrics``."""

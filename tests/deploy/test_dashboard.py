@@ -36,6 +36,8 @@ REQUIRED_VIEWS = {
     "clickscore_events_dead_lettered_total": "by (reason)",
     "clickscore_model_info": "model_version",
     "clickscore_users_in_state": "clickscore_users_in_state",
+    "clickscore_score_psi": "by (head)",
+    "clickscore_score_bin_fraction": "source",
 }
 
 

@@ -84,3 +84,20 @@ def test_gauges_carry_only_the_psis_the_monitor_has() -> None:
     text = metrics.exposition().decode()
     assert 'clickscore_score_psi{head="propensity"} 0.25' in text
     assert 'head="churn"' not in text and "clickscore_input_psi{" not in text
+
+
+def test_histogram_gauges_show_live_beside_reference() -> None:
+    rng = np.random.default_rng(3)
+    monitor = DriftMonitor(_manifest(rng), size=1000)
+    monitor.observe([(np.zeros((1000, 58)), rng.beta(1, 8, 1000), np.full(1000, 0.99))])
+    metrics = Metrics.create(CollectorRegistry())
+    metrics.set_drift(monitor.score_psi(), monitor.input_psi(), monitor.score_histograms())
+
+    def get(bin_: str, source: str) -> float | None:
+        labels = {"head": "churn", "bin": bin_, "source": source}
+        return metrics.registry.get_sample_value("clickscore_score_bin_fraction", labels)
+
+    live = [get(f"{i:02d}", "live") for i in range(10)]
+    assert live[-1] == 1.0 and sum(live) == pytest.approx(1.0)  # every churn score in the top bin
+    ref = get("09", "reference")
+    assert ref == pytest.approx(0.1, abs=0.01)

@@ -116,6 +116,14 @@ class DriftMonitor:
         """PSI per head, for heads with a reference and enough live scores."""
         return {h: v for h, w in self.scores.items() if (v := w.psi()) is not None}
 
+    def score_histograms(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per head with enough live scores: (live fractions, reference fractions), bin by bin."""
+        out = {}
+        for head, w in self.scores.items():
+            if w.psi() is not None:
+                out[head] = (w.counts / w.filled, w.reference.fractions)
+        return out
+
     def input_psi(self) -> dict[str, float]:
         """PSI per key input, likewise."""
         return {n: v for n, w in self.inputs.items() if (v := w.psi()) is not None}

@@ -180,7 +180,7 @@ def _process(
     _count(rt, result)
     drift = rt.drift(model)
     drift.observe(result.scored_waves)
-    m.set_drift(drift.score_psi(), drift.input_psi())
+    m.set_drift(drift.score_psi(), drift.input_psi(), drift.score_histograms())
 
 
 def _send(
