@@ -177,10 +177,10 @@ def _process(
             rt.clock.observe(state.ctx.last_ts_ms)
     faust_private.make_current(batch[-1])
     _send(rt, records, events_topic, outputs, result)
-    _count(rt, result)
-    drift = rt.drift(model)
+    drift = rt.drift(model)  # before the counters: a scraper that sees the count sees its PSI
     drift.observe(result.scored_waves)
     m.set_drift(drift.score_psi(), drift.input_psi(), drift.score_histograms())
+    _count(rt, result)
 
 
 def _send(
