@@ -73,6 +73,9 @@ def test_sweep_alerts_idle_users_once(
         assert doc["event_id"] == last[user].event_id
         assert doc["alert_id"] == alert_id("churn", user, "sweep", last[user].event_id)
         assert doc["idle_seconds"] >= 3_600 - 200
+        # The churn head reads only the silence: it is the one reason, worth all but p(elapsed 0).
+        assert [r["group"] for r in doc["reasons"]] == ["silence"]
+        assert doc["reasons"][0]["text"].startswith("no activity for")
     assert {d["user_id"] for d in docs} == idle_users
 
 
