@@ -195,7 +195,7 @@ def _score_wave(
         p_buy, p_churn = float(out.p_purchase[j]), float(out.p_churn[j])
         arrays = {n: a[j] for n, a in out.state.items()}
         new_state = _advance(state, event, ctx, arrays, (p_buy, p_churn), model, cfg)
-        seen = _Seen(rows[j], {n: a[j] for n, a in stacked.items()}, event, ctx)
+        seen = _Seen(rows[j], stacked, j, event, ctx)
         new_state = _alerts(new_state, seen, p_buy, p_churn, records[index], model, cfg, result)
         states[event.user_id] = new_state
         result.writes[event.user_id] = (new_state, index)
@@ -229,9 +229,14 @@ class _Seen(NamedTuple):
     """What an alert's reasons re-score: the event's row, the state before it, its words."""
 
     row: np.ndarray  # (F,)
-    before: dict[str, np.ndarray]  # name -> state tensor (no batch dim)
+    wave_state: dict[str, np.ndarray]  # name -> (B, *shape): the wave's state before its events
+    j: int  # this event's row in the wave
     event: Event
     ctx: Any  # FeatureContext after the event
+
+    def before(self) -> dict[str, np.ndarray]:
+        """This user's state tensors before the event (no batch dim); only read when alerting."""
+        return {n: a[self.j] for n, a in self.wave_state.items()}
 
 
 def _alerts(
@@ -260,7 +265,7 @@ def _alerts(
         arms[alert_type] = arm
         if fire:
             reasons = event_reasons(
-                model.scorer, alert_type, score, seen.row, seen.before, event, seen.ctx
+                model.scorer, alert_type, score, seen.row, seen.before(), event, seen.ctx
             )
             doc = alert_record(
                 alert_type=alert_type,
