@@ -69,6 +69,11 @@ def _ago(now_ms: int | None, then_ms: int | None) -> str:
     return f"{s / 3600:.0f} h ago" if s < 86400 else f"{s / 86400:.0f} days ago"
 
 
+def _n(count: float, noun: str) -> str:
+    """'1 event', '3 events' (and 'about 2 events' once rounded)."""
+    return f"{count:.0f} {noun}" + ("" if round(count) == 1 else "s")
+
+
 def _count(ctx: FeatureContext, kind: str) -> int:
     return ctx.type_counts[EVENT_TYPES.index(kind)] if ctx.type_counts else 0
 
@@ -81,19 +86,20 @@ def _cart(e: Event | None, c: FeatureContext) -> str:
 
 
 def _intent(e: Event | None, c: FeatureContext) -> str:
-    return f"{_count(c, 'wishlist')} wishlist and {_count(c, 'checkout')} checkout events"
+    return f"{_count(c, 'wishlist')} wishlist and {_count(c, 'checkout')} checkout so far"
 
 
 def _purchases(e: Event | None, c: FeatureContext) -> str:
     n = _count(c, "purchase")
     if not n:
         return "no purchase yet"
-    return f"{n} purchases (spent {c.spend:.2f}), the last {_ago(c.last_ts_ms, c.last_purchase_ms)}"
+    spent = f"spent {c.spend:.2f}, the last {_ago(c.last_ts_ms, c.last_purchase_ms)}"
+    return f"{_n(n, 'purchase')} ({spent})"
 
 
 def _recent(e: Event | None, c: FeatureContext) -> str:
     ten_min = c.decayed[0] if c.decayed else 0.0  # decayed with a 10-minute time constant
-    return f"about {ten_min:.0f} events in the last 10 minutes"
+    return f"about {_n(ten_min, 'event')} in the last 10 minutes"
 
 
 def _revisits(e: Event | None, c: FeatureContext) -> str:
@@ -103,12 +109,12 @@ def _revisits(e: Event | None, c: FeatureContext) -> str:
 
 def _session(e: Event | None, c: FeatureContext) -> str:
     minutes = ((c.last_ts_ms or 0) - (c.session_start_ms or c.last_ts_ms or 0)) / 60000.0
-    return f"{c.session_events} events in this visit over {minutes:.0f} min"
+    return f"{_n(c.session_events, 'event')} in this visit over {minutes:.0f} min"
 
 
 def _history(e: Event | None, c: FeatureContext) -> str:
     days = ((c.last_ts_ms or 0) - (c.first_ts_ms or c.last_ts_ms or 0)) / 86_400_000.0
-    return f"history of {sum(c.type_counts)} events over {days:.1f} days"
+    return f"history of {_n(sum(c.type_counts), 'event')} over {days:.1f} days"
 
 
 def _price(e: Event | None, c: FeatureContext) -> str:
