@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
 import schemas
+from tests.worker_artifacts import shared_artifact
 from training.reference import histogram, reference
 from worker.core.drift import MIN_COUNT, DriftMonitor, Reference, Window, psi
+from worker.core.model_store import ModelStore, load_model
 from worker.metrics import Metrics
+from worker.runtime.context import Runtime
+from worker.settings import load_settings
 
 
 def test_psi_of_known_fractions() -> None:
@@ -101,3 +108,17 @@ def test_histogram_gauges_show_live_beside_reference() -> None:
     assert live[-1] == 1.0 and sum(live) == pytest.approx(1.0)  # every churn score in the top bin
     ref = get("09", "reference")
     assert ref == pytest.approx(0.1, abs=0.01)
+
+
+def test_a_new_model_starts_empty_windows(tmp_path: Path) -> None:
+    env = {"MODEL_DIR": str(shared_artifact()), "DATA_DIR": str(tmp_path), "DRIFT_WINDOW": "300"}
+    settings = load_settings({f"CLICKSCORE_{k}": v for k, v in env.items()})
+    rng = np.random.default_rng(4)
+    base = load_model(shared_artifact())
+    old = dataclasses.replace(base, manifest=_manifest(rng), fingerprint="a")
+    rt = Runtime(settings, ModelStore(tmp_path, old), Metrics.create(CollectorRegistry()))
+    monitor = rt.drift(old)
+    monitor.observe([(np.zeros((250, 58)), np.zeros(250), np.zeros(250))])
+    assert rt.drift(old) is monitor and len(monitor.scores["churn"].ring) == 300
+    new = dataclasses.replace(old, fingerprint="b")
+    assert rt.drift(new) is not monitor and rt.drift(new).score_psi() == {}
