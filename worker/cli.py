@@ -1,4 +1,4 @@
-"""``python -m worker {run,replay,alerts,export}``: the scoring worker and its helper commands.
+"""``python -m worker {run,replay,alerts,export}``: the scoring worker and its tool commands.
 
 ``run`` reads every setting from ``CLICKSCORE_*`` variables (``run --help`` lists them); a bad
 setting or a model that fails its checks exits non-zero with one line, never a traceback.
