@@ -219,8 +219,11 @@ def run_training(
 
 
 def _reference(data: LabelledData, rows: Rows, scored: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Drift reference: every test row's scores (the future of seen users and the held-out
-    users), labelled or censored alike, since the worker scores every event."""
+    """The manifest's drift reference, from every test row's scores and inputs.
+
+    Test rows are the future of seen users and all of the held-out users, labelled or censored
+    alike: the worker scores every event, so its live window is compared with every event.
+    """
     test = (rows.split == TEST) | rows.held  # (N,)
     x = np.concatenate([u.x for u in data.users])  # (N, F)
     return reference({h: s[test] for h, s in scored.items()}, x[test], "test+test_unseen_users")

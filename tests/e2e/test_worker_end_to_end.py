@@ -160,8 +160,10 @@ def test_alerts_on_both_topics_validate_and_agree_with_metrics(
 
 
 def _check_reasons(docs: list[dict], events: list[Event]) -> None:
-    """Each alert fired on its user's first event: switching a reason's inputs off, from a fresh
-    state, lowers the score by the contribution the alert reports."""
+    """Switching a reason's inputs off lowers the score by the contribution the alert reports.
+
+    Each alert fired on its user's first event, so the state before it is all zeros.
+    """
     model = load_model(shared_artifact(propensity=0.0, churn=0.0))
     first = {}
     for event in events:
