@@ -80,7 +80,7 @@ class Settings(KafkaConnection, BaseSettings):
     churn_sweep_interval_seconds: float = Field(60.0, gt=0, description="churn sweep period")
     churn_idle_seconds: float = Field(900.0, gt=0, description="silence before a sweep re-score")
     max_event_bytes: int = Field(65536, ge=64, description="larger records are dead letters")
-    dedup_window: int = Field(64, ge=1, description="recent event ids remembered per user")
+    dedup_window: int = Field(16, ge=1, description="recent event ids remembered per user")
     dlq_retention_hours: float = Field(
         336.0, gt=0, description="retention of the dead-letter topic the worker creates"
     )

@@ -28,7 +28,7 @@ from schemas.event import (
     format_timestamp,
 )
 from training.featurizer import featurize
-from worker.core.alerts import alert_record, decide, public_user_id
+from worker.core.alerts import AlertType, alert_record, decide, public_user_id
 from worker.core.deadletter import dead_letter_record
 from worker.core.model_store import Model
 from worker.core.records import (
@@ -44,6 +44,7 @@ from worker.core.state import (
     UserState,
     is_duplicate,
     pack_tensors,
+    recent_alerts,
     recent_score,
     remember_alert,
     remember_event,
@@ -68,9 +69,6 @@ __all__ = [  # the batch types are re-exported: callers import them from here
 # How far an event's time may run ahead of its Kafka record timestamp (producer clock skew and
 # time-zone slips stay well inside it; "year 2999" does not). See docs/policies.md.
 MAX_AHEAD_MS = 24 * 3600 * 1000
-
-_json = msgspec.json.Encoder()
-_json_decoder = msgspec.json.Decoder(dict[str, Any])
 
 
 def classify(
@@ -234,7 +232,8 @@ def _alerts(
 ) -> UserState:
     thresholds = model.thresholds
     arms = {"propensity": state.propensity, "churn": state.churn}
-    for alert_type, score in (("propensity", p_buy), ("churn", p_churn)):
+    kinds: tuple[tuple[AlertType, float], ...] = (("propensity", p_buy), ("churn", p_churn))
+    for alert_type, score in kinds:
         arm, fire = decide(
             arms[alert_type],
             score,
@@ -245,8 +244,9 @@ def _alerts(
         )
         arms[alert_type] = arm
         if fire:
+            emitted_ms = int(time.time() * 1000)
             doc = alert_record(
-                alert_type=alert_type,  # type: ignore[arg-type]  # the tuple above holds literals
+                alert_type=alert_type,
                 user_id=event.user_id,
                 trigger="event",
                 event_id=event.event_id,
@@ -255,9 +255,18 @@ def _alerts(
                 threshold=thresholds[alert_type],
                 model_version=model.version,
                 key=cfg.pseudonym_key,
+                emitted_ms=emitted_ms,
             )
             result.alerts.append(Emit(alert_type, doc["user_id"], doc, rec.timestamp_ms))
-            state = remember_alert(state, _json.encode(doc))
+            state = remember_alert(
+                state,
+                event.event_id,
+                alert_type,
+                score=score,
+                threshold=thresholds[alert_type],
+                model_version=model.version,
+                emitted_ms=emitted_ms,
+            )
     return msgspec.structs.replace(state, propensity=arms["propensity"], churn=arms["churn"])
 
 
@@ -278,10 +287,20 @@ def _resend(
         scores = recent_score(state, event.event_id)
         if scores is not None:
             result.scores.append(_score(event, scores[0], scores[1], rec, model, cfg))
-    for raw in state.recent_alerts:
-        doc = _json_decoder.decode(raw)
-        if doc["event_id"] == event.event_id and doc["trigger"] == "event":
-            result.alerts.append(Emit(doc["alert_type"], doc["user_id"], doc, rec.timestamp_ms))
+    for kept in recent_alerts(state, event.event_id):
+        doc = alert_record(
+            alert_type=kept.alert_type,
+            user_id=event.user_id,
+            trigger="event",
+            event_id=event.event_id,
+            event_ts_ms=event.ts_ms,
+            score=kept.score,
+            threshold=kept.threshold,
+            model_version=kept.model_version,
+            key=cfg.pseudonym_key,
+            emitted_ms=kept.emitted_ms,
+        )
+        result.alerts.append(Emit(kept.alert_type, doc["user_id"], doc, rec.timestamp_ms))
 
 
 def _score(
