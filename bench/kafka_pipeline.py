@@ -42,6 +42,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events", type=int, default=30_000, help="backlog size")
     parser.add_argument("--users", type=int, default=3_000, help="distinct users in the events")
     parser.add_argument("--latency-seconds", type=float, default=15.0, help="per latency level")
+    parser.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="SETTING=VALUE[,SETTING=VALUE]",
+        help="run the worker cases again in the same run with these CLICKSCORE_* settings "
+        "(e.g. EVENT_LOOP=asyncio), each on a fresh copy of the backlog",
+    )
     parser.add_argument("--tiny", action="store_true", help="seconds-long smoke configuration")
 
 
@@ -50,6 +58,7 @@ def run(args: argparse.Namespace) -> Result:
     n, users = (2_000, 200) if args.tiny else (args.events, args.users)
     levels = (0.5,) if args.tiny else (0.25, 0.5, 0.75)
     seconds = 3.0 if args.tiny else args.latency_seconds
+    variants = [(label, _settings(label)) for label in args.also]
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         model_dir, manifest, trained = _artifact(args.model, tmp / "model")
@@ -66,6 +75,7 @@ def run(args: argparse.Namespace) -> Result:
                     "latency_seconds": seconds,
                     "worker_store": "rocksdb://",
                     "scores_topic": "off, then on (latency is measured with it on)",
+                    "variants": [label for label, _ in variants],
                 },
             )
             topic = kt.create_topic(bootstrap, PARTITIONS)
@@ -74,24 +84,72 @@ def run(args: argparse.Namespace) -> Result:
             result.add("raw confluent-kafka consume+decode", "throughput", raw, "events/s")
             noop = _faust_noop(bootstrap, topic, n, tmp)
             result.add("faust no-op agent", "throughput", noop, "events/s")
-            # Production default first (no scores topic), then the same backlog with scores on.
-            with _Worker(bootstrap, topic, model_dir, tmp, scores=False) as worker:
-                sat_off = worker.drain(n)
-                result.add(
-                    "clickscore worker, scores off (saturation)", "throughput", sat_off, "events/s"
-                )
-            with _Worker(bootstrap, topic, model_dir, tmp, scores=True) as worker:
-                sat = worker.drain(n)
-                result.add("clickscore worker (saturation)", "throughput", sat, "events/s")
-                _latency(result, worker, bootstrap, topic, users, n, sat, levels, seconds)
-                rss = worker.rss_bytes()
-                result.add("clickscore worker", "rss", rss, "bytes", users=users)
+            case = _WorkerCases(result, bootstrap, model_dir, tmp, n, users, levels, seconds)
+            sat_off, sat = case.run(topic, "", {})
             result.ratios["faust_noop_over_raw"] = noop / raw
             result.ratios["worker_over_raw"] = sat / raw
             result.ratios["worker_over_faust_noop"] = sat / noop
             result.ratios["worker_scores_on_over_off"] = sat / sat_off
+            for label, extra in variants:
+                # A fresh copy of the backlog: the default's latency feed added to the first one.
+                fresh = kt.create_topic(bootstrap, PARTITIONS)
+                kt.produce(bootstrap, fresh, kt.events(n, users))
+                v_off, v_on = case.run(fresh, label, extra)
+                result.ratios[f"worker_scores_off[{label}]_over_default"] = v_off / sat_off
+                result.ratios[f"worker[{label}]_over_default"] = v_on / sat
     result.notes.append("latency = score record consumed (wall clock) - producer send time")
+    if variants:
+        result.notes.append(
+            "[SETTING=VALUE] rows: the same worker cases in the same run with those settings, "
+            "after the default's, each on a fresh topic filled with the same events"
+        )
     return result
+
+
+def _settings(label: str) -> dict[str, str]:
+    """``EVENT_LOOP=asyncio,FETCH_MAX_WAIT_MS=50`` -> CLICKSCORE_* environment variables."""
+    out = {}
+    for item in label.split(","):
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise BenchError(f"--also {label!r}: expected SETTING=VALUE[,SETTING=VALUE]")
+        out[f"CLICKSCORE_{name.strip().upper().removeprefix('CLICKSCORE_')}"] = value.strip()
+    return out
+
+
+class _WorkerCases:
+    """The worker's cases on one topic: saturation scores off, then on, then latency; RSS."""
+
+    def __init__(
+        self,
+        result: Result,
+        bootstrap: str,
+        model_dir: Path,
+        tmp: Path,
+        n: int,
+        users: int,
+        levels: tuple[float, ...],
+        seconds: float,
+    ) -> None:
+        self.result, self.bootstrap, self.model_dir, self.tmp = result, bootstrap, model_dir, tmp
+        self.n, self.users, self.levels, self.seconds = n, users, levels, seconds
+
+    def run(self, topic: str, label: str, extra: dict[str, str]) -> tuple[float, float]:
+        """Events/s scores off and scores on (saturation); latency rows and RSS added too."""
+        tag = f" [{label}]" if label else ""
+        result, bootstrap = self.result, self.bootstrap
+        # Production default first (no scores topic), then the same backlog with scores on.
+        with _Worker(bootstrap, topic, self.model_dir, self.tmp, scores=False, extra=extra) as w:
+            sat_off = w.drain(self.n)
+        result.add(f"clickscore worker, scores off (saturation){tag}", "throughput", sat_off,
+                   "events/s")  # fmt: skip
+        with _Worker(bootstrap, topic, self.model_dir, self.tmp, scores=True, extra=extra) as w:
+            sat = w.drain(self.n)
+            result.add(f"clickscore worker (saturation){tag}", "throughput", sat, "events/s")
+            _latency(result, w, bootstrap, topic, self.users, self.n, sat, self.levels,
+                     self.seconds, tag)  # fmt: skip
+            result.add(f"clickscore worker{tag}", "rss", w.rss_bytes(), "bytes", users=self.users)
+        return sat_off, sat
 
 
 def _faust_noop(bootstrap: str, topic: str, n: int, tmp: Path) -> float:
@@ -126,6 +184,7 @@ def _latency(
     saturation: float,
     levels: tuple[float, ...],
     seconds: float,
+    tag: str = "",
 ) -> None:
     """Feed the running worker at each load level; percentiles of send -> score consumed."""
     for level in levels:
@@ -144,14 +203,22 @@ def _latency(
         ms = np.asarray(latencies) * 1000.0
         params = {"load": f"{level:.0%}", "rate": round(rate, 1), "events": count, "scored": got}
         for q in (50, 95, 99):
-            result.add("end-to-end latency", f"p{q}", float(np.percentile(ms, q)), "ms", **params)
+            p = float(np.percentile(ms, q))
+            result.add(f"end-to-end latency{tag}", f"p{q}", p, "ms", **params)
 
 
 class _Worker:
     """``python -m worker run`` on the bench topic; stopped (SIGTERM, then SIGKILL) on exit."""
 
     def __init__(
-        self, bootstrap: str, topic: str, model_dir: Path, tmp: Path, *, scores: bool
+        self,
+        bootstrap: str,
+        topic: str,
+        model_dir: Path,
+        tmp: Path,
+        *,
+        scores: bool,
+        extra: dict[str, str] | None = None,
     ) -> None:
         tag = topic.removeprefix("bench-") + ("-s" if scores else "-n")
         self.scores_topic = f"bench-scores-{tag}" if scores else ""
@@ -171,6 +238,7 @@ class _Worker:
             "CLICKSCORE_WEB_HOST": "127.0.0.1",
             "CLICKSCORE_WEB_PORT": str(self.port),
             "CLICKSCORE_LOG_LEVEL": "WARNING",
+            **(extra or {}),
         }
         self.log = tmp / f"worker{tag}.log"
         self.proc: subprocess.Popen[bytes] | None = None

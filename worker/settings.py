@@ -42,6 +42,7 @@ MIN_PSEUDONYMIZE_KEY_CHARS = 32
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 LogFormat = Literal["text", "json"]
 Store = Literal["rocksdb://", "memory://"]
+EventLoop = Literal["uvloop", "asyncio"]  # worker/runtime/event_loop.py
 
 
 class SettingsError(ValueError):
@@ -90,6 +91,9 @@ class Settings(KafkaConnection, BaseSettings):
     web_host: str = Field("0.0.0.0", description="host for /metrics, /healthz, /readyz")
     # Not 0 ("any free port"): Faust's web server refuses it with a traceback at start.
     web_port: int = Field(6066, ge=1, le=65535, description="port for /metrics, /healthz, /readyz")
+    event_loop: EventLoop = Field(
+        "uvloop", description="uvloop (asyncio when not installed) or asyncio"
+    )
     log_level: LogLevel = Field("INFO", description="log level")
     log_format: LogFormat = Field("text", description="text or json")
     pseudonymize_key: SecretStr = Field(SecretStr(""), description="HMAC key for alert user ids")
