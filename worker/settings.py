@@ -76,6 +76,9 @@ class Settings(KafkaConnection, BaseSettings):
     model_poll_seconds: float = Field(5.0, gt=0, description="poll period for a new manifest")
     batch_size: int = Field(256, ge=1, description="micro-batch size")
     batch_max_wait_ms: int = Field(20, ge=1, description="max wait to fill a batch")
+    fetch_max_wait_ms: int = Field(
+        1500, ge=0, le=60_000, description="longest a broker holds a fetch with no new records"
+    )
     alert_cooldown_seconds: float = Field(1800.0, ge=0, description="per user and alert type")
     alert_hysteresis: float = Field(0.05, ge=0, le=1, description="re-arm below threshold - this")
     churn_sweep_interval_seconds: float = Field(60.0, gt=0, description="churn sweep period")
