@@ -1,8 +1,10 @@
 """Kafka: how fast can events go through, and how long does one take end to end?
 
-One broker, one pre-filled topic, three readers of that same topic in one run:
+One broker, one pre-filled topic, four readers of that same topic in one run:
 - the raw ceiling: confluent-kafka consume + decode, no Faust;
 - a Faust agent that does nothing (bench/faust_noop.py);
+- a Faust agent that does the worker's Faust work only: micro-batches, one state-sized table write
+  per user per batch, web server on (bench/faust_stateful.py);
 - the full clickscore worker (``python -m worker run``) at saturation (backlog drained), once
   as deployed (no scores topic) and once with the scores topic on;
 then end-to-end latency (producer send -> score record consumed, scores topic on) with the
@@ -82,26 +84,32 @@ def run(args: argparse.Namespace) -> Result:
             kt.produce(bootstrap, topic, kt.events(n, users))
             raw = n / kt.raw_ceiling(bootstrap, topic, n)
             result.add("raw confluent-kafka consume+decode", "throughput", raw, "events/s")
-            noop = _faust_noop(bootstrap, topic, n, tmp)
+            noop = _faust_peer("bench.faust_noop", bootstrap, topic, n, tmp)
             result.add("faust no-op agent", "throughput", noop, "events/s")
+            stateful = _faust_peer("bench.faust_stateful", bootstrap, topic, n, tmp)
+            result.add("faust stateful agent (batches, table writes)", "throughput", stateful,
+                       "events/s")  # fmt: skip
             case = _WorkerCases(result, bootstrap, model_dir, tmp, n, users, levels, seconds)
             sat_off, sat = case.run(topic, "", {})
             result.ratios["faust_noop_over_raw"] = noop / raw
             result.ratios["worker_over_raw"] = sat / raw
             result.ratios["worker_over_faust_noop"] = sat / noop
+            result.ratios["worker_over_faust_stateful"] = sat / stateful
+            result.ratios["worker_scores_off_over_faust_stateful"] = sat_off / stateful
             result.ratios["worker_scores_on_over_off"] = sat / sat_off
             for label, extra in variants:
                 # A fresh copy of the backlog: the default's latency feed added to the first one.
                 fresh = kt.create_topic(bootstrap, PARTITIONS)
                 kt.produce(bootstrap, fresh, kt.events(n, users))
-                v_off, v_on = case.run(fresh, label, extra)
+                v_off, v_on = case.run(fresh, label, extra, feed=sat)
                 result.ratios[f"worker_scores_off[{label}]_over_default"] = v_off / sat_off
                 result.ratios[f"worker[{label}]_over_default"] = v_on / sat
     result.notes.append("latency = score record consumed (wall clock) - producer send time")
     if variants:
         result.notes.append(
             "[SETTING=VALUE] rows: the same worker cases in the same run with those settings, "
-            "after the default's, each on a fresh topic filled with the same events"
+            "after the default's, each on a fresh topic filled with the same events, and fed "
+            "at the default's latency rates"
         )
     return result
 
@@ -134,8 +142,14 @@ class _WorkerCases:
         self.result, self.bootstrap, self.model_dir, self.tmp = result, bootstrap, model_dir, tmp
         self.n, self.users, self.levels, self.seconds = n, users, levels, seconds
 
-    def run(self, topic: str, label: str, extra: dict[str, str]) -> tuple[float, float]:
-        """Events/s scores off and scores on (saturation); latency rows and RSS added too."""
+    def run(
+        self, topic: str, label: str, extra: dict[str, str], feed: float | None = None
+    ) -> tuple[float, float]:
+        """Events/s scores off and scores on (saturation); latency rows and RSS added too.
+
+        Latency is measured at the load levels of ``feed`` events/s (default: this worker's own
+        saturation), so variants can be fed exactly what the default was.
+        """
         tag = f" [{label}]" if label else ""
         result, bootstrap = self.result, self.bootstrap
         # Production default first (no scores topic), then the same backlog with scores on.
@@ -149,14 +163,16 @@ class _WorkerCases:
         with _Worker(bootstrap, topic, self.model_dir, self.tmp, scores=True, extra=extra) as w:
             sat = w.drain(self.n)
             result.add(f"clickscore worker (saturation){tag}", "throughput", sat, "events/s")
-            _latency(result, w, bootstrap, topic, self.users, self.n, sat, self.levels,
+            _latency(result, w, bootstrap, topic, self.users, self.n, feed or sat, self.levels,
                      self.seconds, tag)  # fmt: skip
             result.add(f"clickscore worker{tag}", "rss", w.rss_bytes(), "bytes", users=self.users)
         return sat_off, sat
 
 
-def _faust_noop(bootstrap: str, topic: str, n: int, tmp: Path) -> float:
-    out = tmp / "noop.json"
+def _faust_peer(module: str, bootstrap: str, topic: str, n: int, tmp: Path) -> float:
+    """Events/s of a Faust app of bench/ (``module``) reading the backlog of ``n`` records."""
+    name = module.rsplit(".", 1)[-1]
+    out = tmp / f"{name}.json"
     env = {
         **os.environ,
         "BENCH_BOOTSTRAP": bootstrap,
@@ -164,14 +180,15 @@ def _faust_noop(bootstrap: str, topic: str, n: int, tmp: Path) -> float:
         "BENCH_COUNT": str(n),
         "BENCH_RESULT": str(out),
         "BENCH_PARTITIONS": str(PARTITIONS),
-        "BENCH_APP_ID": f"bench-noop-{os.getpid()}-{int(time.time())}",
+        "BENCH_APP_ID": f"bench-{name}-{os.getpid()}-{int(time.time())}",
+        "BENCH_WEB_PORT": str(_free_port()),
     }
-    cmd = [sys.executable, "-m", "bench.faust_noop", "--datadir", str(tmp / "noop-data")]
+    cmd = [sys.executable, "-m", module, "--datadir", str(tmp / f"{name}-data")]
     cmd += ["worker", "-l", "warn"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp)
     if not out.exists():
         raise BenchError(
-            f"faust no-op app wrote no result (exit {done.returncode}): {done.stderr[-2000:]}"
+            f"{module} wrote no result (exit {done.returncode}): {done.stderr[-2000:]}"
         )
     doc = json.loads(out.read_text())
     return float(doc["count"]) / float(doc["seconds"])
