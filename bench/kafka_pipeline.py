@@ -1,8 +1,10 @@
 """Kafka: how fast can events go through, and how long does one take end to end?
 
-One broker, one pre-filled topic, three readers of that same topic in one run:
+One broker, one pre-filled topic, four readers of that same topic in one run:
 - the raw ceiling: confluent-kafka consume + decode, no Faust;
 - a Faust agent that does nothing (bench/faust_noop.py);
+- a Faust agent that does the worker's Faust work only: micro-batches, one state-sized table write
+  per user per batch, web server on (bench/faust_stateful.py);
 - the full clickscore worker (``python -m worker run``) at saturation (backlog drained), once
   as deployed (no scores topic) and once with the scores topic on;
 then end-to-end latency (producer send -> score record consumed, scores topic on) with the
@@ -42,6 +44,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events", type=int, default=30_000, help="backlog size")
     parser.add_argument("--users", type=int, default=3_000, help="distinct users in the events")
     parser.add_argument("--latency-seconds", type=float, default=15.0, help="per latency level")
+    parser.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="SETTING=VALUE[,SETTING=VALUE]",
+        help="run the worker cases again in the same run with these CLICKSCORE_* settings "
+        "(e.g. EVENT_LOOP=asyncio), each on a fresh copy of the backlog",
+    )
     parser.add_argument("--tiny", action="store_true", help="seconds-long smoke configuration")
 
 
@@ -50,6 +60,7 @@ def run(args: argparse.Namespace) -> Result:
     n, users = (2_000, 200) if args.tiny else (args.events, args.users)
     levels = (0.5,) if args.tiny else (0.25, 0.5, 0.75)
     seconds = 3.0 if args.tiny else args.latency_seconds
+    variants = [(label, _settings(label)) for label in args.also]
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         model_dir, manifest, trained = _artifact(args.model, tmp / "model")
@@ -66,36 +77,102 @@ def run(args: argparse.Namespace) -> Result:
                     "latency_seconds": seconds,
                     "worker_store": "rocksdb://",
                     "scores_topic": "off, then on (latency is measured with it on)",
+                    "variants": [label for label, _ in variants],
                 },
             )
             topic = kt.create_topic(bootstrap, PARTITIONS)
             kt.produce(bootstrap, topic, kt.events(n, users))
             raw = n / kt.raw_ceiling(bootstrap, topic, n)
             result.add("raw confluent-kafka consume+decode", "throughput", raw, "events/s")
-            noop = _faust_noop(bootstrap, topic, n, tmp)
+            noop = _faust_peer("bench.faust_noop", bootstrap, topic, n, tmp)
             result.add("faust no-op agent", "throughput", noop, "events/s")
-            # Production default first (no scores topic), then the same backlog with scores on.
-            with _Worker(bootstrap, topic, model_dir, tmp, scores=False) as worker:
-                sat_off = worker.drain(n)
-                result.add(
-                    "clickscore worker, scores off (saturation)", "throughput", sat_off, "events/s"
-                )
-            with _Worker(bootstrap, topic, model_dir, tmp, scores=True) as worker:
-                sat = worker.drain(n)
-                result.add("clickscore worker (saturation)", "throughput", sat, "events/s")
-                _latency(result, worker, bootstrap, topic, users, n, sat, levels, seconds)
-                rss = worker.rss_bytes()
-                result.add("clickscore worker", "rss", rss, "bytes", users=users)
+            stateful = _faust_peer("bench.faust_stateful", bootstrap, topic, n, tmp)
+            result.add("faust stateful agent (batches, table writes)", "throughput", stateful,
+                       "events/s")  # fmt: skip
+            case = _WorkerCases(result, bootstrap, model_dir, tmp, n, users, levels, seconds)
+            sat_off, sat = case.run(topic, "", {})
             result.ratios["faust_noop_over_raw"] = noop / raw
             result.ratios["worker_over_raw"] = sat / raw
             result.ratios["worker_over_faust_noop"] = sat / noop
+            result.ratios["worker_over_faust_stateful"] = sat / stateful
+            result.ratios["worker_scores_off_over_faust_stateful"] = sat_off / stateful
             result.ratios["worker_scores_on_over_off"] = sat / sat_off
+            for label, extra in variants:
+                # A fresh copy of the backlog: the default's latency feed added to the first one.
+                fresh = kt.create_topic(bootstrap, PARTITIONS)
+                kt.produce(bootstrap, fresh, kt.events(n, users))
+                v_off, v_on = case.run(fresh, label, extra, feed=sat)
+                result.ratios[f"worker_scores_off[{label}]_over_default"] = v_off / sat_off
+                result.ratios[f"worker[{label}]_over_default"] = v_on / sat
     result.notes.append("latency = score record consumed (wall clock) - producer send time")
+    if variants:
+        result.notes.append(
+            "[SETTING=VALUE] rows: the same worker cases in the same run with those settings, "
+            "after the default's, each on a fresh topic filled with the same events, and fed "
+            "at the default's latency rates"
+        )
     return result
 
 
-def _faust_noop(bootstrap: str, topic: str, n: int, tmp: Path) -> float:
-    out = tmp / "noop.json"
+def _settings(label: str) -> dict[str, str]:
+    """``EVENT_LOOP=asyncio,FETCH_MAX_WAIT_MS=50`` -> CLICKSCORE_* environment variables."""
+    out = {}
+    for item in label.split(","):
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise BenchError(f"--also {label!r}: expected SETTING=VALUE[,SETTING=VALUE]")
+        out[f"CLICKSCORE_{name.strip().upper().removeprefix('CLICKSCORE_')}"] = value.strip()
+    return out
+
+
+class _WorkerCases:
+    """The worker's cases on one topic: saturation scores off, then on, then latency; RSS."""
+
+    def __init__(
+        self,
+        result: Result,
+        bootstrap: str,
+        model_dir: Path,
+        tmp: Path,
+        n: int,
+        users: int,
+        levels: tuple[float, ...],
+        seconds: float,
+    ) -> None:
+        self.result, self.bootstrap, self.model_dir, self.tmp = result, bootstrap, model_dir, tmp
+        self.n, self.users, self.levels, self.seconds = n, users, levels, seconds
+
+    def run(
+        self, topic: str, label: str, extra: dict[str, str], feed: float | None = None
+    ) -> tuple[float, float]:
+        """Events/s scores off and scores on (saturation); latency rows and RSS added too.
+
+        Latency is measured at the load levels of ``feed`` events/s (default: this worker's own
+        saturation), so variants can be fed exactly what the default was.
+        """
+        tag = f" [{label}]" if label else ""
+        result, bootstrap = self.result, self.bootstrap
+        # Production default first (no scores topic), then the same backlog with scores on.
+        with _Worker(bootstrap, topic, self.model_dir, self.tmp, scores=False, extra=extra) as w:
+            sat_off = w.drain(self.n)
+        result.add(f"clickscore worker, scores off (saturation){tag}", "throughput", sat_off,
+                   "events/s")  # fmt: skip
+        # Process start -> first event counted: imports, model checks, group join, rebalance and
+        # the offset queries after it (polled every 0.1 s).
+        result.add(f"clickscore worker start to first event{tag}", "seconds", w.first_event_s, "s")
+        with _Worker(bootstrap, topic, self.model_dir, self.tmp, scores=True, extra=extra) as w:
+            sat = w.drain(self.n)
+            result.add(f"clickscore worker (saturation){tag}", "throughput", sat, "events/s")
+            _latency(result, w, bootstrap, topic, self.users, self.n, feed or sat, self.levels,
+                     self.seconds, tag)  # fmt: skip
+            result.add(f"clickscore worker{tag}", "rss", w.rss_bytes(), "bytes", users=self.users)
+        return sat_off, sat
+
+
+def _faust_peer(module: str, bootstrap: str, topic: str, n: int, tmp: Path) -> float:
+    """Events/s of a Faust app of bench/ (``module``) reading the backlog of ``n`` records."""
+    name = module.rsplit(".", 1)[-1]
+    out = tmp / f"{name}.json"
     env = {
         **os.environ,
         "BENCH_BOOTSTRAP": bootstrap,
@@ -103,14 +180,15 @@ def _faust_noop(bootstrap: str, topic: str, n: int, tmp: Path) -> float:
         "BENCH_COUNT": str(n),
         "BENCH_RESULT": str(out),
         "BENCH_PARTITIONS": str(PARTITIONS),
-        "BENCH_APP_ID": f"bench-noop-{os.getpid()}-{int(time.time())}",
+        "BENCH_APP_ID": f"bench-{name}-{os.getpid()}-{int(time.time())}",
+        "BENCH_WEB_PORT": str(_free_port()),
     }
-    cmd = [sys.executable, "-m", "bench.faust_noop", "--datadir", str(tmp / "noop-data")]
+    cmd = [sys.executable, "-m", module, "--datadir", str(tmp / f"{name}-data")]
     cmd += ["worker", "-l", "warn"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp)
     if not out.exists():
         raise BenchError(
-            f"faust no-op app wrote no result (exit {done.returncode}): {done.stderr[-2000:]}"
+            f"{module} wrote no result (exit {done.returncode}): {done.stderr[-2000:]}"
         )
     doc = json.loads(out.read_text())
     return float(doc["count"]) / float(doc["seconds"])
@@ -126,6 +204,7 @@ def _latency(
     saturation: float,
     levels: tuple[float, ...],
     seconds: float,
+    tag: str = "",
 ) -> None:
     """Feed the running worker at each load level; percentiles of send -> score consumed."""
     for level in levels:
@@ -144,14 +223,22 @@ def _latency(
         ms = np.asarray(latencies) * 1000.0
         params = {"load": f"{level:.0%}", "rate": round(rate, 1), "events": count, "scored": got}
         for q in (50, 95, 99):
-            result.add("end-to-end latency", f"p{q}", float(np.percentile(ms, q)), "ms", **params)
+            p = float(np.percentile(ms, q))
+            result.add(f"end-to-end latency{tag}", f"p{q}", p, "ms", **params)
 
 
 class _Worker:
     """``python -m worker run`` on the bench topic; stopped (SIGTERM, then SIGKILL) on exit."""
 
     def __init__(
-        self, bootstrap: str, topic: str, model_dir: Path, tmp: Path, *, scores: bool
+        self,
+        bootstrap: str,
+        topic: str,
+        model_dir: Path,
+        tmp: Path,
+        *,
+        scores: bool,
+        extra: dict[str, str] | None = None,
     ) -> None:
         tag = topic.removeprefix("bench-") + ("-s" if scores else "-n")
         self.scores_topic = f"bench-scores-{tag}" if scores else ""
@@ -171,11 +258,15 @@ class _Worker:
             "CLICKSCORE_WEB_HOST": "127.0.0.1",
             "CLICKSCORE_WEB_PORT": str(self.port),
             "CLICKSCORE_LOG_LEVEL": "WARNING",
+            **(extra or {}),
         }
         self.log = tmp / f"worker{tag}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.started = 0.0
+        self.first_event_s = float("nan")  # set by drain
 
     def __enter__(self) -> _Worker:
+        self.started = time.monotonic()
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "worker", "run"], env=self.env, stdout=log, stderr=log
@@ -217,6 +308,7 @@ class _Worker:
             count, now = self.consumed(), time.monotonic()
             if count > 0 and first is None:
                 first = (now, count)
+                self.first_event_s = now - self.started
             if first is not None and count >= n:
                 if count == first[1]:
                     raise BenchError("the worker drained the backlog between two polls")

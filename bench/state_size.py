@@ -23,7 +23,7 @@ from bench.scoring import BenchError, _artifact
 from schemas.event import Event, encode_event
 from worker.core.micro_batch import PipelineConfig, Record, process_batch
 from worker.core.model_store import Model, load_model
-from worker.core.state import UserState, encode_state
+from worker.core.state import UserState, decode_state, encode_state
 
 __all__ = ["BenchError", "add_arguments", "run"]
 
@@ -73,7 +73,8 @@ def run(args: argparse.Namespace) -> Result:
             result.add("dict of encoded states", "rss_per_user", rss / n, "bytes", users=n)
     result.notes.append(
         "RSS growth of one process holding N encoded states in a dict (the memory:// store), "
-        f"each state the size of a user's after {histories[-1]} events (dedup window: 64 ids)"
+        f"each state the size of a user's after {histories[-1]} events "
+        f"(dedup window: {PipelineConfig().dedup_window} ids)"
     )
     return result
 
@@ -128,16 +129,18 @@ def _rss_bytes() -> int:
 
 def _rss_for(n: int, templates: list[bytes]) -> int:
     """RSS growth while holding ``n`` distinct encoded states (sizes cycled from ``templates``)."""
-    decoder = msgspec.msgpack.Decoder()
-    encoder = msgspec.msgpack.Encoder()
+    states = [decode_state(raw) for raw in templates]
     gc.collect()
     before = _rss_bytes()
     table: dict[str, bytes] = {}
     for i in range(n):
-        # A distinct value per user (new user id inside), the size of a real one.
-        doc = decoder.decode(templates[i % len(templates)])
-        doc["last_event_id"] = f"sim-7-{i}"
-        table[f"u{i:07d}"] = encoder.encode(doc)
+        # A distinct value per user (new event id inside), the size of a real one.
+        state = states[i % len(states)]
+        if state is None:
+            raise BenchError("a template state did not decode: the bench and worker disagree")
+        table[f"u{i:07d}"] = encode_state(
+            msgspec.structs.replace(state, last_event_id=f"sim-7-{i}")
+        )
     gc.collect()
     grown = _rss_bytes() - before
     del table

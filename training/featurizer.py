@@ -118,8 +118,11 @@ _TYPE_INDEX: Final = {t: i for i, t in enumerate(EVENT_TYPES)}
 _AGG: Final = {name: AGG_OFFSET + i for i, name in enumerate(AGG_NAMES)}
 
 
-class FeatureContext(msgspec.Struct, frozen=True):
-    """What the featurizer remembers about a user between events (part of the worker's state)."""
+class FeatureContext(msgspec.Struct, frozen=True, array_like=True):
+    """What the featurizer remembers about a user between events (part of the worker's state).
+
+    Encoded as a msgpack array (no field names): it is in every user's state record.
+    """
 
     last_ts_ms: int | None = None
     last_item: str | None = None

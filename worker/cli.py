@@ -37,6 +37,9 @@ def run_worker(args: argparse.Namespace) -> int:
         for warning in unknown:  # a misspelt name is often why a setting looks missing
             print(f"clickscore worker: warning: {warning}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
+    from worker.runtime import event_loop
+
+    loop = event_loop.select(settings.event_loop)  # before the first import of faust
     # Heavy imports after the settings check, so a bad setting fails fast.
     import faust
     from prometheus_client import CollectorRegistry
@@ -61,6 +64,9 @@ def run_worker(args: argparse.Namespace) -> int:
         return EXIT_BAD_MODEL
     for warning in [*unknown, *settings.warnings()]:
         log.warning("%s", warning)
+    if loop != settings.event_loop:
+        log.warning("event loop: uvloop is not installed, running on asyncio's own loop")
+    log.info("event loop: %s", loop)
     try:
         created = ensure_topics(settings)
     except TopicError as exc:

@@ -42,6 +42,7 @@ MIN_PSEUDONYMIZE_KEY_CHARS = 32
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 LogFormat = Literal["text", "json"]
 Store = Literal["rocksdb://", "memory://"]
+EventLoop = Literal["uvloop", "asyncio"]  # worker/runtime/event_loop.py
 
 
 class SettingsError(ValueError):
@@ -75,12 +76,15 @@ class Settings(KafkaConnection, BaseSettings):
     model_poll_seconds: float = Field(5.0, gt=0, description="poll period for a new manifest")
     batch_size: int = Field(256, ge=1, description="micro-batch size")
     batch_max_wait_ms: int = Field(20, ge=1, description="max wait to fill a batch")
+    fetch_max_wait_ms: int = Field(
+        1500, ge=0, le=60_000, description="longest a broker holds a fetch with no new records"
+    )
     alert_cooldown_seconds: float = Field(1800.0, ge=0, description="per user and alert type")
     alert_hysteresis: float = Field(0.05, ge=0, le=1, description="re-arm below threshold - this")
     churn_sweep_interval_seconds: float = Field(60.0, gt=0, description="churn sweep period")
     churn_idle_seconds: float = Field(900.0, gt=0, description="silence before a sweep re-score")
     max_event_bytes: int = Field(65536, ge=64, description="larger records are dead letters")
-    dedup_window: int = Field(64, ge=1, description="recent event ids remembered per user")
+    dedup_window: int = Field(16, ge=1, description="recent event ids remembered per user")
     drift_window: int = Field(
         10000, ge=200, description="scored events in the sliding window of the drift PSI gauges"
     )
@@ -93,6 +97,9 @@ class Settings(KafkaConnection, BaseSettings):
     web_host: str = Field("0.0.0.0", description="host for /metrics, /healthz, /readyz")
     # Not 0 ("any free port"): Faust's web server refuses it with a traceback at start.
     web_port: int = Field(6066, ge=1, le=65535, description="port for /metrics, /healthz, /readyz")
+    event_loop: EventLoop = Field(
+        "uvloop", description="uvloop (asyncio when not installed) or asyncio"
+    )
     log_level: LogLevel = Field("INFO", description="log level")
     log_format: LogFormat = Field("text", description="text or json")
     pseudonymize_key: SecretStr = Field(SecretStr(""), description="HMAC key for alert user ids")

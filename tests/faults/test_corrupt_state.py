@@ -1,10 +1,10 @@
 """Corrupt changelog records: a worker restoring them resets the bad parts and keeps scoring.
 
-Each user's state in the changelog decodes but does not fit together (the five cases that made
-``process_batch`` raise: short or missing tensor, odd-length recent scores, an alert that is not
-JSON or lacks its fields). Before, the worker exited 70 on the first event of such a user and got
-the same batch back on every restart: the partition stalled. Now every event is scored, each
-reset is counted, and the worker stops cleanly.
+Each user's state in the changelog decodes but does not fit together (short or long tensors,
+odd-length recent scores or id hashes, an alert whose id hash is no hash; under the first state
+layout five such cases made ``process_batch`` raise). Before, the worker exited 70 on the first
+event of such a user and got the same batch back on every restart: the partition stalled. Now
+every event is scored, each reset is counted, and the worker stops cleanly.
 """
 
 from __future__ import annotations
@@ -37,13 +37,13 @@ def _valid_state(model_dir: Path) -> UserState:
 
 
 def _corruptions(state: UserState) -> dict[str, UserState]:
-    name, first = next(iter(state.tensors.items()))
+    ids, alert = state.recent_id_hashes, state.recent_alerts[0]
     changes: dict[str, dict[str, Any]] = {
-        "short-tensor": {"tensors": {**state.tensors, name: first[:-4]}},
-        "missing-tensor": {"tensors": {k: v for k, v in state.tensors.items() if k != name}},
+        "short-tensor": {"tensors": state.tensors[:-4]},
+        "long-tensor": {"tensors": state.tensors + bytes(4)},
         "odd-scores": {"recent_scores": state.recent_scores[:-4]},
-        "alert-not-json": {"recent_alerts": (b"{not json",)},
-        "alert-no-fields": {"recent_alerts": (b'{"alert_type": "churn"}',)},
+        "odd-id-hashes": {"recent_id_hashes": ids[:-3]},
+        "alert-short-hash": {"recent_alerts": (msgspec.structs.replace(alert, id_hash=b"x"),)},
     }
     return {user: msgspec.structs.replace(state, **c) for user, c in changes.items()}
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import faust
 import faust.stores.rocksdb
 import pytest
 from faust.transport.producer import ProducerBuffer
@@ -85,3 +86,17 @@ def test_an_instance_attribute_set_in_code_counts_and_a_made_up_one_does_not() -
 def test_the_pin_is_the_tested_minor_version() -> None:
     pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
     assert f'"faust-streaming[rocksdict]{faust_private.TESTED}"' in pyproject
+
+
+async def _worker_consumer_wait() -> int:
+    app = faust.App(f"fetch-wait-{id(object())}", broker="kafka://127.0.0.1:1", web_enabled=False)
+    thread = app.consumer._thread  # type: ignore[attr-defined]  # the driver's consumer thread
+    consumer = thread._create_worker_consumer(app.transport)  # built, not started: no broker
+    return int(consumer._fetch_max_wait_ms)
+
+
+def test_the_fetch_wait_setting_replaces_fausts_hard_coded_one() -> None:
+    faust_private.set_fetch_max_wait(40)
+    assert asyncio.run(_worker_consumer_wait()) == 40
+    faust_private.set_fetch_max_wait(1500)  # a second call changes the value, it does not re-wrap
+    assert asyncio.run(_worker_consumer_wait()) == 1500

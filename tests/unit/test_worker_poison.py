@@ -85,16 +85,16 @@ def test_the_record_by_record_result_equals_the_batch_result(model: Model, tmp_p
     assert alone.writes.keys() == whole.writes.keys()
     for user, (state, index) in whole.writes.items():
         other, other_index = alone.writes[user]
-        assert (other.ctx, other.recent_ids, other.events, index) == (
+        assert (other.ctx, other.recent_id_hashes, other.events, index) == (
             state.ctx,
-            state.recent_ids,
+            state.recent_id_hashes,
             state.events,
             other_index,
         )
         assert (other.propensity, other.churn) == (state.propensity, state.churn)
-        for name, raw in state.tensors.items():  # batch size changes float rounding only
-            diff = np.frombuffer(raw, np.float32) - np.frombuffer(other.tensors[name], np.float32)
-            assert np.abs(diff).max() <= 1e-5
+        # Batch size changes float rounding only.
+        diff = np.frombuffer(state.tensors, np.float32) - np.frombuffer(other.tensors, np.float32)
+        assert np.abs(diff).max() <= 1e-5
     scores = sorted((s.doc["event_id"], s.doc["p_purchase"]) for s in alone.scores)
     assert [e for e, _ in scores] == sorted(s.doc["event_id"] for s in whole.scores)
     assert sorted(a.doc["alert_id"] for a in alone.alerts) == sorted(

@@ -38,7 +38,7 @@ def test_defaults_follow_the_contract(model_dir: Path) -> None:
         "",
     )
     assert (s.partitions, s.replication_factor, s.group_id) == (8, 1, "clickscore")
-    assert (s.batch_size, s.batch_max_wait_ms, s.dedup_window) == (256, 20, 64)
+    assert (s.batch_size, s.batch_max_wait_ms, s.dedup_window) == (256, 20, 16)
     assert (s.alert_cooldown_seconds, s.alert_hysteresis) == (1800, 0.05)
     assert (s.churn_sweep_interval_seconds, s.churn_idle_seconds) == (60, 900)
     assert (s.max_event_bytes, s.web_port, s.log_format, s.store) == (

@@ -31,7 +31,7 @@ from training.featurizer import featurize
 from worker.core.alerts import AlertType, alert_record, decide, public_user_id
 from worker.core.deadletter import dead_letter_record
 from worker.core.model_store import Model
-from worker.core.reasons import event_reasons
+from worker.core.reasons import event_reasons, pack_reasons, unpack_reasons
 from worker.core.records import (
     BatchResult,
     DeadLetter,
@@ -45,6 +45,7 @@ from worker.core.state import (
     UserState,
     is_duplicate,
     pack_tensors,
+    recent_alerts,
     recent_score,
     remember_alert,
     remember_event,
@@ -69,9 +70,6 @@ __all__ = [  # the batch types are re-exported: callers import them from here
 # How far an event's time may run ahead of its Kafka record timestamp (producer clock skew and
 # time-zone slips stay well inside it; "year 2999" does not). See docs/policies.md.
 MAX_AHEAD_MS = 24 * 3600 * 1000
-
-_json = msgspec.json.Encoder()
-_json_decoder = msgspec.json.Decoder(dict[str, Any])
 
 
 def classify(
@@ -264,6 +262,7 @@ def _alerts(
         )
         arms[alert_type] = arm
         if fire:
+            emitted_ms = int(time.time() * 1000)
             reasons = event_reasons(
                 model.scorer, alert_type, score, seen.row, seen.before(), event, seen.ctx
             )
@@ -277,10 +276,20 @@ def _alerts(
                 threshold=thresholds[alert_type],
                 model_version=model.version,
                 key=cfg.pseudonym_key,
+                emitted_ms=emitted_ms,
                 reasons=reasons,
             )
             result.alerts.append(Emit(alert_type, doc["user_id"], doc, rec.timestamp_ms))
-            state = remember_alert(state, _json.encode(doc))
+            state = remember_alert(
+                state,
+                event.event_id,
+                alert_type,
+                score=score,
+                threshold=thresholds[alert_type],
+                model_version=model.version,
+                emitted_ms=emitted_ms,
+                reasons=pack_reasons(reasons),
+            )
     return msgspec.structs.replace(state, propensity=arms["propensity"], churn=arms["churn"])
 
 
@@ -301,10 +310,21 @@ def _resend(
         scores = recent_score(state, event.event_id)
         if scores is not None:
             result.scores.append(_score(event, scores[0], scores[1], rec, model, cfg))
-    for raw in state.recent_alerts:
-        doc = _json_decoder.decode(raw)
-        if doc["event_id"] == event.event_id and doc["trigger"] == "event":
-            result.alerts.append(Emit(doc["alert_type"], doc["user_id"], doc, rec.timestamp_ms))
+    for kept in recent_alerts(state, event.event_id):
+        doc = alert_record(
+            alert_type=kept.alert_type,
+            user_id=event.user_id,
+            trigger="event",
+            event_id=event.event_id,
+            event_ts_ms=event.ts_ms,
+            score=kept.score,
+            threshold=kept.threshold,
+            model_version=kept.model_version,
+            key=cfg.pseudonym_key,
+            emitted_ms=kept.emitted_ms,
+            reasons=unpack_reasons(kept.reasons, event, state.ctx),
+        )
+        result.alerts.append(Emit(kept.alert_type, doc["user_id"], doc, rec.timestamp_ms))
 
 
 def _score(

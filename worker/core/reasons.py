@@ -85,4 +85,37 @@ def _top(score: float, occluded: np.ndarray, groups: list[tuple[str, str]]) -> l
         ((score - float(o), g, text) for (g, text), o in zip(groups, occluded, strict=True)),
         key=lambda r: -r[0],
     )
-    return [{"group": g, "text": t, "contribution": c} for c, g, t in ranked[:TOP] if c > 0.0]
+    # float32: what the per-user state keeps for a re-send (pack_reasons), so both are equal
+    return [
+        {"group": g, "text": t, "contribution": float(np.float32(c))}
+        for c, g, t in ranked[:TOP]
+        if c > 0.0
+    ]
+
+
+_PACKED = np.dtype([("group", "u1"), ("contribution", "<f4")])  # 5 bytes per reason
+_GROUP_NAMES = tuple(GROUP_COLUMNS)
+
+
+def pack_reasons(reasons: list[Reason]) -> bytes:
+    """An event alert's reasons as the state keeps them: group index and float32 contribution."""
+    rows = [(_GROUP_NAMES.index(r["group"]), r["contribution"]) for r in reasons]
+    return np.array(rows, dtype=_PACKED).tobytes()
+
+
+def unpack_reasons(raw: bytes, event: Event, ctx: FeatureContext) -> list[Reason]:
+    """The reasons of :func:`pack_reasons`, words rebuilt from ``event`` and the user's ``ctx``.
+
+    Groups and contributions are the original's; the words equal the original's while ``ctx`` is
+    still the context right after ``event`` (no later event of the user applied).
+    """
+    rows = np.frombuffer(raw[: len(raw) - len(raw) % _PACKED.itemsize], dtype=_PACKED)
+    return [
+        {
+            "group": _GROUP_NAMES[int(g)],
+            "text": describe(_GROUP_NAMES[int(g)], event, ctx),
+            "contribution": float(c),
+        }
+        for g, c in rows
+        if int(g) < len(_GROUP_NAMES)
+    ]

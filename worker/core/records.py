@@ -33,7 +33,7 @@ class PipelineConfig:
     """
 
     max_event_bytes: int = 65536
-    dedup_window: int = 64
+    dedup_window: int = 16
     cooldown_ms: int = 1_800_000
     hysteresis: float = 0.05
     pseudonym_key: bytes = b""

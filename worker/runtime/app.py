@@ -53,6 +53,8 @@ _json = msgspec.json.Encoder()
 def build_app(settings: Settings, store: ModelStore, metrics: Metrics) -> faust.App:
     """The Faust app for ``settings`` (topics, table, agent, timers, web routes)."""
     app = _faust_app(settings)
+    # Faust hard-codes 1500 ms for its consumer (see faust_private, reach 9).
+    faust_private.set_fetch_max_wait(settings.fetch_max_wait_ms)
     rt = Runtime(settings, store, metrics)
     events, outputs = _topics(app, settings)
     table = app.Table(

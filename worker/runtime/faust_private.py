@@ -31,6 +31,11 @@ The reaches:
    a send the broker refused is reported (``Sensor.on_send_error``, worker/runtime/send_guard.py)
    from a callback that may run only after the commit began; the wrapper lets those callbacks run
    first (:func:`report_sends_before_commit`).
+9. Wrapping ``AIOKafkaConsumerThread._create_worker_consumer`` and setting aiokafka's
+   ``AIOKafkaConsumer._fetch_max_wait_ms`` on what it returns: Faust passes
+   ``fetch_max_wait_ms=1500`` and has no setting for it. A broker answers one connection's requests
+   in order, so the offset queries Faust makes after a rebalance wait behind a fetch the broker
+   holds for up to that long (:func:`set_fetch_max_wait`).
 
 Readiness needs none of these: :class:`worker.runtime.health.RebalanceSensor` uses Faust's public
 ``Sensor`` hooks (``on_rebalance_start`` / ``on_rebalance_end``).
@@ -51,6 +56,7 @@ from typing import Any
 
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.streams import _current_event
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import EventT
 
 log = logging.getLogger("worker")
@@ -100,6 +106,12 @@ REACHES: tuple[Reach, ...] = (
     Reach("faust.stores.rocksdb", "Store.offset_key", "changelog preload"),
     Reach("faust.transport.consumer", "Consumer._committed_offset", "consumer lag", True),
     Reach("faust.transport.drivers.aiokafka", "Producer.flush", "send errors before commit"),
+    Reach(
+        "faust.transport.drivers.aiokafka",
+        "AIOKafkaConsumerThread._create_worker_consumer",
+        "fetch wait setting",
+    ),
+    Reach("aiokafka.consumer.consumer", "AIOKafkaConsumer._fetch_max_wait_ms", "fetch wait", True),
 )
 
 
@@ -212,3 +224,25 @@ def committed_offset(consumer: Any, tp: Any) -> int | None:
     """The offset Faust last committed for ``tp`` (None before its first commit)."""
     offset: int | None = consumer._committed_offset.get(tp)
     return offset
+
+
+_FETCH_WAIT_MS: list[int] = []  # the value set_fetch_max_wait installed (one per process)
+
+
+def set_fetch_max_wait(ms: int) -> None:
+    """Give the worker's aiokafka consumer ``fetch_max_wait_ms=ms`` instead of Faust's 1500.
+
+    Set on the consumer Faust builds (before it starts: aiokafka hands the value to its fetcher
+    at start). Process-wide, like Faust's own constant; a second call only changes the value.
+    """
+    if not _FETCH_WAIT_MS:
+        create = AIOKafkaConsumerThread._create_worker_consumer
+
+        def create_with_wait(self: Any, transport: Any) -> Any:
+            consumer = create(self, transport)
+            consumer._fetch_max_wait_ms = _FETCH_WAIT_MS[0]
+            return consumer
+
+        AIOKafkaConsumerThread._create_worker_consumer = create_with_wait  # type: ignore[method-assign]
+        _FETCH_WAIT_MS.append(ms)
+    _FETCH_WAIT_MS[0] = ms
