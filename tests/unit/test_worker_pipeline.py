@@ -118,6 +118,18 @@ def test_duplicates_do_not_advance_state(model: Model) -> None:
     assert table == before
 
 
+def test_a_duplicate_writes_the_stored_state_back_unchanged(model: Model) -> None:
+    # After a crash the local store can hold states the changelog never got; writing them back
+    # on the redelivered duplicates is what brings the changelog (and a new owner) up to date.
+    events = make_events(30, users=3, seed=2)
+    table = Table()
+    _run(model, table, _records(keyed(events)), 8, PipelineConfig())
+    (again,) = _run(model, table, _records(keyed(events[-6:])), 64, PipelineConfig())
+    assert again.duplicates == 6 and again.scored == 0
+    users = {e.user_id for e in events[-6:]}
+    assert {u: s for u, (s, _) in again.writes.items()} == {u: table[u] for u in users}
+
+
 def test_redelivered_events_resend_their_scores_and_alerts(model: Model) -> None:
     # After a crash between the changelog write and the commit, redelivered events are
     # duplicates; what they produced is sent again (same scores, same alert ids), not lost.

@@ -171,6 +171,10 @@ def _score_wave(
         if state is not None and is_duplicate(state, event.event_id):
             result.duplicates += 1
             _resend(state, event, records[index], model, cfg, result)
+            # Written back unchanged: after a crash the local store may be ahead of the
+            # changelog (written locally, never sent), and only a write reaches the changelog,
+            # which is what a partition's next owner restores.
+            result.writes.setdefault(user, (state, index))
             continue
         state = state or UserState()
         arrays, reset = state_arrays(state, model.state_spec, model.state_key)
