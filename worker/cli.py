@@ -1,4 +1,4 @@
-"""``python -m worker {run,replay,alerts}``: the scoring worker and its two helper commands.
+"""``python -m worker {run,replay,alerts,forget}``: the scoring worker and its helper commands.
 
 ``run`` reads every setting from ``CLICKSCORE_*`` variables (``run --help`` lists them); a bad
 setting or a model that fails its checks exits non-zero with one line, never a traceback.
@@ -142,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, module, text in (
         ("replay", "worker.tools.replay", "replay an event file into the events topic"),
         ("alerts", "worker.tools.alerts_viewer", "show the alert topics"),
+        ("forget", "worker.tools.forget", "delete one user's stored state (erasure request)"),
     ):
         if name in sys.argv[1:2]:
             add_arguments, runner = _lazy(module)

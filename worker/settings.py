@@ -79,6 +79,9 @@ class Settings(KafkaConnection, BaseSettings):
     alert_hysteresis: float = Field(0.05, ge=0, le=1, description="re-arm below threshold - this")
     churn_sweep_interval_seconds: float = Field(60.0, gt=0, description="churn sweep period")
     churn_idle_seconds: float = Field(900.0, gt=0, description="silence before a sweep re-score")
+    state_retention_hours: float = Field(
+        2160.0, ge=0, description="idle users' state deleted after this (0 = kept for ever)"
+    )
     max_event_bytes: int = Field(65536, ge=64, description="larger records are dead letters")
     dedup_window: int = Field(64, ge=1, description="recent event ids remembered per user")
     dlq_retention_hours: float = Field(
@@ -132,6 +135,18 @@ class Settings(KafkaConnection, BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _check_retention(self) -> Settings:
+        # A user deleted before the sweep found them idle would never get a churn alert.
+        hours = self.state_retention_hours
+        if hours and hours * 3600 <= self.churn_idle_seconds:
+            message = (
+                f"must be 0 (off) or longer than {env_name('churn_idle_seconds')}="
+                f"{self.churn_idle_seconds:g} s"
+            )
+            raise _FieldError([f"{env_name('state_retention_hours')}={hours:g}: {message}"])
+        return self
+
+    @model_validator(mode="after")
     def _check_pseudonymization(self) -> Settings:
         if self.require_pseudonymization and not self.has_pseudonym_key:
             message = f"required with {env_name('require_pseudonymization')}=true"
@@ -143,6 +158,11 @@ class Settings(KafkaConnection, BaseSettings):
         """The connection part alone, for the clients (already checked: not validated again)."""
         fields = {name: getattr(self, name) for name in KafkaConnection.model_fields}
         return KafkaConnection.model_construct(**fields)
+
+    @property
+    def state_retention_ms(self) -> int:
+        """Idle time (sweep clock) after which a user's state is deleted; 0 = never."""
+        return int(self.state_retention_hours * 3_600_000)
 
     @property
     def dlq_retention_ms(self) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from worker.core.model_store import ModelStore
 from worker.core.poison import StrikeBook
 from worker.core.records import PipelineConfig
-from worker.core.sweep import SweepClock
+from worker.core.sweep import SweepClock, SweepMemory
 from worker.metrics import Metrics
 from worker.settings import Settings
 
@@ -31,7 +31,7 @@ class Runtime:
         self.metrics = metrics
         self.cfg = pipeline_config(settings)
         self.clock = SweepClock()
-        self.swept: set[tuple[str, str]] = set()
+        self.sweep_memory = SweepMemory()
         self.assigned: frozenset[str] = frozenset()
         self.users_local = 0
         strikes_file = settings.data_dir / "poison-strikes.json"
