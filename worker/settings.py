@@ -90,6 +90,9 @@ class Settings(KafkaConnection, BaseSettings):
     poison_attempts: int = Field(
         3, ge=1, description="a record failing this many times in a row: dead letter (internal)"
     )
+    stuck_after_seconds: float = Field(
+        300.0, ge=10, description="/healthz 503 after lag with no commit for this long"
+    )
     web_host: str = Field("0.0.0.0", description="host for /metrics, /healthz, /readyz")
     # Not 0 ("any free port"): Faust's web server refuses it with a traceback at start.
     web_port: int = Field(6066, ge=1, le=65535, description="port for /metrics, /healthz, /readyz")
