@@ -138,18 +138,6 @@ class Settings(KafkaConnection, BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _check_retention(self) -> Settings:
-        # A user deleted before the sweep found them idle would never get a churn alert.
-        hours = self.state_retention_hours
-        if hours and hours * 3600 <= self.churn_idle_seconds:
-            message = (
-                f"must be 0 (off) or longer than {env_name('churn_idle_seconds')}="
-                f"{self.churn_idle_seconds:g} s"
-            )
-            raise _FieldError([f"{env_name('state_retention_hours')}={hours:g}: {message}"])
-        return self
-
-    @model_validator(mode="after")
     def _check_pseudonymization(self) -> Settings:
         if self.require_pseudonymization and not self.has_pseudonym_key:
             message = f"required with {env_name('require_pseudonymization')}=true"
@@ -180,6 +168,14 @@ class Settings(KafkaConnection, BaseSettings):
                 f"{env_name('security_protocol')}=SASL_PLAINTEXT with "
                 f"{env_name('sasl_mechanism')}=PLAIN sends the password in clear text: "
                 "use SASL_SSL, or a SCRAM mechanism at least"
+            )
+        hours = self.state_retention_hours
+        if hours and hours * 3600 <= self.churn_idle_seconds:
+            # Not refused: a huge CHURN_IDLE_SECONDS is how sweep alerts are turned off.
+            out.append(
+                f"{env_name('state_retention_hours')}={hours:g} is not longer than "
+                f"{env_name('churn_idle_seconds')}={self.churn_idle_seconds:g} s: idle users are "
+                "deleted before the churn sweep can alert on them"
             )
         return out
 
