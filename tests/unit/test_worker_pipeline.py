@@ -329,3 +329,47 @@ def test_an_inconsistent_stored_state_is_reset_and_counted_not_raised(
     sweep_result = sweep([(user, table[user])], now_ms=T0_MS + 10**9, idle_ms=1, model=model,
                          cfg=PipelineConfig(), alerted=set(), batch_size=8)  # fmt: skip
     assert sweep_result.users == 1
+
+
+def test_duplicate_alerts_are_bounded_by_one_per_redelivery_of_the_trigger(model: Model) -> None:
+    # docs/operations.md, "Duplicate alerts": an event alert is sent once, plus once more each
+    # time its triggering event is redelivered (a crash or move before the commit); a sweep alert
+    # once per process that sweeps the silent user. Every copy carries the same alert_id.
+    import collections
+    import dataclasses
+
+    low = {"propensity": 0.3, "churn": 0.3}
+    model0 = dataclasses.replace(model, manifest={**model.manifest, "thresholds": low})
+    cfg = PipelineConfig(cooldown_ms=0, hysteresis=0.01)
+    records = _records(keyed(make_events(120, users=6, seed=13)))
+    uninterrupted = _run(model0, Table(), records, 120, cfg)
+    table = Table()
+    sent: collections.Counter[str] = collections.Counter()
+    redelivered = records[40:80]  # three crashes before the commit of this part
+    for batch in (records[:40], redelivered, redelivered, redelivered, redelivered, records[80:]):
+        for result in _run(model0, table, batch, 16, cfg):
+            sent.update(a.doc["alert_id"] for a in result.alerts)
+    ids = {a.doc["alert_id"]: a.doc["event_id"] for r in uninterrupted for a in r.alerts}
+    assert set(sent) == set(ids) and len(ids) > 10  # no alert lost, none the uninterrupted lacks
+    again = {rec.offset for rec in redelivered}
+    for alert, event_id in ids.items():
+        offset = int(event_id.removeprefix("e"))
+        assert sent[alert] == (4 if offset in again else 1), (alert, event_id)
+
+    never = dataclasses.replace(
+        model, manifest={**model.manifest, "thresholds": {"propensity": 1.0, "churn": 1.0}}
+    )
+    quiet = Table()
+    _run(never, quiet, records, 120, cfg)  # churn arms stay armed: the sweep may fire
+    sweeper = dataclasses.replace(
+        model, manifest={**model.manifest, "thresholds": {"propensity": 1.0, "churn": 0.0}}
+    )
+    newest = max(s.ctx.last_ts_ms or 0 for s in quiet.values())
+    kwargs: dict[str, Any] = {"now_ms": newest + 10**7, "idle_ms": 1, "model": sweeper,
+                              "cfg": cfg, "batch_size": 4}  # fmt: skip
+    swept: collections.Counter[str] = collections.Counter()
+    first, restarted = set[tuple[str, str]](), set[tuple[str, str]]()
+    for alerted in (first, first, restarted, restarted):  # two passes, a restart, two passes
+        result = sweep(quiet.items(), alerted=alerted, **kwargs)
+        swept.update(a.doc["alert_id"] for a in result.alerts)
+    assert len(swept) == 6 and set(swept.values()) == {2}  # each user: once per process
