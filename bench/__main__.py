@@ -20,6 +20,7 @@ BENCHMARKS = {
     "training": "bench.training_time",
     "kafka": "bench.kafka_pipeline",
     "recovery": "bench.recovery",
+    "sweep": "bench.sweep_stall",
 }
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
@@ -59,6 +60,25 @@ def check_artifact(directory: Path) -> tuple[dict[str, Any], bytes]:
         if sha256_of(file) != meta["sha256"]:
             raise ArtifactError(f"{file}: sha256 does not match the manifest")
     return manifest, raw
+
+
+def read_verified(directory: Path, name: str, sha256: str) -> bytes:
+    """The bytes of a listed file, checked against ``sha256`` after they were read.
+
+    The caller hands these bytes, never the path, to onnxruntime: a file swapped or re-linked
+    after :func:`check_artifact` hashed it then cannot change what is loaded. ``O_NOFOLLOW``
+    refuses a link that appeared since :func:`confined` looked.
+    """
+    path = confined(directory, name)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise ArtifactError(f"{path}: cannot read ({exc})") from None
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise ArtifactError(f"{path}: sha256 does not match the manifest (changed after the check)")
+    return data
 
 
 def check_versions(manifest: dict[str, Any]) -> None:

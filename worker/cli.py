@@ -1,4 +1,4 @@
-"""``python -m worker {run,replay,alerts,export}``: the scoring worker and its tool commands.
+"""``python -m worker {run,replay,alerts,export,forget}``: the scoring worker and its tool commands.
 
 ``run`` reads every setting from ``CLICKSCORE_*`` variables (``run --help`` lists them); a bad
 setting or a model that fails its checks exits non-zero with one line, never a traceback.
@@ -149,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("replay", "worker.tools.replay", "replay an event file into the events topic"),
         ("alerts", "worker.tools.alerts_viewer", "show the alert topics"),
         ("export", "worker.tools.export", "write the events topic to an event file for training"),
+        ("forget", "worker.tools.forget", "delete one user's stored state (erasure request)"),
     ):
         if name in sys.argv[1:2]:
             add_arguments, runner = _lazy(module)

@@ -40,6 +40,8 @@ class Metrics:
     model_info: Gauge
     model_loads: Counter
     state_resets: Counter
+    state_deleted: Counter
+    control_records: Counter
     consumer_lag: Gauge
     churn_sweep_duration: Histogram
     ready: Gauge
@@ -114,6 +116,18 @@ class Metrics:
             state_resets=Counter(
                 "clickscore_state_resets",
                 "User states reset because the model's state shapes changed",
+                registry=r,
+            ),
+            state_deleted=Counter(
+                "clickscore_state_deleted",
+                "User states deleted (RocksDB and a changelog tombstone) by action: forget, expire",
+                ["action"],
+                registry=r,
+            ),
+            control_records=Counter(
+                "clickscore_control_records",
+                "Control records consumed (forget, expire), applied or not",
+                ["action"],
                 registry=r,
             ),
             consumer_lag=Gauge(

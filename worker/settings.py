@@ -83,6 +83,9 @@ class Settings(KafkaConnection, BaseSettings):
     alert_hysteresis: float = Field(0.05, ge=0, le=1, description="re-arm below threshold - this")
     churn_sweep_interval_seconds: float = Field(60.0, gt=0, description="churn sweep period")
     churn_idle_seconds: float = Field(900.0, gt=0, description="silence before a sweep re-score")
+    state_retention_hours: float = Field(
+        2160.0, ge=0, description="idle users' state deleted after this (0 = kept for ever)"
+    )
     max_event_bytes: int = Field(65536, ge=64, description="larger records are dead letters")
     dedup_window: int = Field(16, ge=1, description="recent event ids remembered per user")
     drift_window: int = Field(
@@ -93,6 +96,9 @@ class Settings(KafkaConnection, BaseSettings):
     )
     poison_attempts: int = Field(
         3, ge=1, description="a record failing this many times in a row: dead letter (internal)"
+    )
+    stuck_after_seconds: float = Field(
+        300.0, ge=10, description="/healthz 503 after lag with no commit for this long"
     )
     web_host: str = Field("0.0.0.0", description="host for /metrics, /healthz, /readyz")
     # Not 0 ("any free port"): Faust's web server refuses it with a traceback at start.
@@ -155,6 +161,11 @@ class Settings(KafkaConnection, BaseSettings):
         return KafkaConnection.model_construct(**fields)
 
     @property
+    def state_retention_ms(self) -> int:
+        """Idle time (sweep clock) after which a user's state is deleted; 0 = never."""
+        return int(self.state_retention_hours * 3_600_000)
+
+    @property
     def dlq_retention_ms(self) -> int:
         """``retention.ms`` of the dead-letter topic when the worker creates it."""
         return int(self.dlq_retention_hours * 3_600_000)
@@ -167,6 +178,14 @@ class Settings(KafkaConnection, BaseSettings):
                 f"{env_name('security_protocol')}=SASL_PLAINTEXT with "
                 f"{env_name('sasl_mechanism')}=PLAIN sends the password in clear text: "
                 "use SASL_SSL, or a SCRAM mechanism at least"
+            )
+        hours = self.state_retention_hours
+        if hours and hours * 3600 <= self.churn_idle_seconds:
+            # Not refused: a huge CHURN_IDLE_SECONDS is how sweep alerts are turned off.
+            out.append(
+                f"{env_name('state_retention_hours')}={hours:g} is not longer than "
+                f"{env_name('churn_idle_seconds')}={self.churn_idle_seconds:g} s: idle users are "
+                "deleted before the churn sweep can alert on them"
             )
         return out
 

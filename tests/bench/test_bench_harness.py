@@ -87,6 +87,15 @@ def test_cuda_device_runs_or_fails_clearly(tmp_path: Path, capsys: pytest.Captur
     ("name", "cases"),
     [
         ("state", {"encoded state", "recurrent tensors alone", "dict of encoded states"}),
+        (
+            "sweep",
+            {
+                "no sweep",
+                "one-piece sweep (before)",
+                "chunked sweep (now)",
+                "chunked sweep, memory:// key copy",
+            },
+        ),
         pytest.param("training", {"train --preset tiny"}, marks=pytest.mark.slow),
     ],
 )

@@ -58,7 +58,10 @@ def test_default_target_is_the_worker_runtime() -> None:
 
 def test_base_image_is_python_311_slim() -> None:
     (first, *_) = dockerfile.parse_file(str(DOCKERFILE))
-    assert first.cmd == "ARG" and first.value[0].startswith("PYTHON_IMAGE=python:3.11-slim")
+    # An exact release, not the moving "3.11" tag: the image is rebuilt on the tested Python.
+    assert first.cmd == "ARG"
+    assert re.fullmatch(r"PYTHON_IMAGE=python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?",
+                        first.value[0]), first.value  # fmt: skip
     assert {s.base for s in _stages()} <= {"${PYTHON_IMAGE}", *(s.name for s in _stages())}
 
 
@@ -103,9 +106,54 @@ def test_runtime_dependencies_have_no_torch() -> None:
     assert needed <= names
     assert not names & {"torch", "onnx", "scikit-learn", "matplotlib"}
     build = " ".join(v[0] for v in _stage("build").values("RUN"))
-    assert "pip install ." in build and "[training]" not in build
+    assert "pip install -c constraints.txt ." in build and "[training]" not in build
     assert '! python -c "import torch"' in build  # the build itself proves torch is absent
     assert "[training]" in " ".join(v[0] for v in _stage("tools-build").values("RUN"))
+
+
+def _closure(requirements: list[str]) -> dict[str, str]:
+    """Name -> installed version of every distribution ``requirements`` need (extras followed)."""
+    from importlib.metadata import distribution
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    found: dict[str, str] = {}
+    stack, done = [Requirement(r) for r in requirements], set()
+    while stack:
+        req = stack.pop()
+        key = (canonicalize_name(req.name), tuple(sorted(req.extras)))
+        if key in done:
+            continue
+        done.add(key)
+        dist = distribution(req.name)
+        found[key[0]] = dist.version
+        for raw in dist.requires or []:
+            sub = Requirement(raw)
+            if sub.marker is None or any(sub.marker.evaluate({"extra": e})
+                                         for e in ("", *req.extras)):  # fmt: skip
+                stack.append(sub)
+    return found
+
+
+def test_the_image_pins_every_runtime_dependency_inside_pyproject_ranges() -> None:
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pins = {}
+    for line in (ROOT / "deploy" / "constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, f"not an exact pin: {line}"
+            pins[canonicalize_name(name)] = version.strip()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    needed = _closure(project["dependencies"])
+    assert set(needed) - set(pins) == set(), "dependencies the image would leave unpinned"
+    for raw in project["dependencies"]:
+        req = Requirement(raw)
+        assert pins[canonicalize_name(req.name)] in req.specifier, raw
+    build = " ".join(v[0] for v in _stage("build").values("RUN"))
+    assert build.count("-c constraints.txt") == 2  # the dependency layer and the package
 
 
 def _ignored(path: str, patterns: list[str]) -> bool:

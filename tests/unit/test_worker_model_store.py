@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.worker_artifacts import copy_artifact, make_artifact, shared_artifact
-from training.artifact import ArtifactError
+from training.artifact import ArtifactError, check_artifact
 from training.featurizer import FEATURE_DIM, FEATURIZER_VERSION
 from worker.core.model_store import ModelStore, load_model
 
@@ -117,3 +117,26 @@ def test_poll_swaps_to_a_new_model_and_refuses_a_broken_one(tmp_path: Path) -> N
     assert found is not None and found[0] == "refused" and "sha256" in str(found[1])
     assert store.current.version == "v-new"  # the old model keeps serving
     assert store.poll() is None  # refused once, not re-logged every poll
+
+
+@pytest.mark.parametrize("how", ["replaced", "linked"])
+def test_a_graph_swapped_after_the_hash_check_is_never_served(
+    artifact: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    # Other weights of the same shapes, put in place between check_artifact and the load.
+    other = copy_artifact(shared_artifact(seed=1), tmp_path / "other") / "model.onnx"
+    from worker.core import model_store
+
+    def check_then_swap(directory: Path) -> tuple[dict[str, Any], bytes]:
+        checked = check_artifact(directory)
+        target = directory / "model.onnx"
+        target.unlink()
+        if how == "replaced":
+            target.write_bytes(other.read_bytes())
+        else:
+            target.symlink_to(other)
+        return checked
+
+    monkeypatch.setattr(model_store, "check_artifact", check_then_swap)
+    with pytest.raises(ArtifactError, match=r"sha256|link"):
+        load_model(artifact)

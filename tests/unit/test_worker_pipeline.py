@@ -125,6 +125,18 @@ def test_duplicates_do_not_advance_state(model: Model) -> None:
     assert table == before
 
 
+def test_a_duplicate_writes_the_stored_state_back_unchanged(model: Model) -> None:
+    # After a crash the local store can hold states the changelog never got; writing them back
+    # on the redelivered duplicates is what brings the changelog (and a new owner) up to date.
+    events = make_events(30, users=3, seed=2)
+    table = Table()
+    _run(model, table, _records(keyed(events)), 8, PipelineConfig())
+    (again,) = _run(model, table, _records(keyed(events[-6:])), 64, PipelineConfig())
+    assert again.duplicates == 6 and again.scored == 0
+    users = {e.user_id for e in events[-6:]}
+    assert {u: s for u, (s, _) in again.writes.items()} == {u: table[u] for u in users}
+
+
 def _scores(results: list) -> dict[str, tuple[float, float]]:
     docs = [s.doc for r in results for s in r.scores]
     return {d["event_id"]: (d["p_purchase"], d["p_churn"]) for d in docs}
@@ -378,3 +390,47 @@ def test_an_inconsistent_stored_state_is_reset_and_counted_not_raised(
     sweep_result = sweep([(user, table[user])], now_ms=T0_MS + 10**9, idle_ms=1, model=model,
                          cfg=PipelineConfig(), alerted=set(), batch_size=8)  # fmt: skip
     assert sweep_result.users == 1
+
+
+def test_duplicate_alerts_are_bounded_by_one_per_redelivery_of_the_trigger(model: Model) -> None:
+    # docs/operations.md, "Duplicate alerts": an event alert is sent once, plus once more each
+    # time its triggering event is redelivered (a crash or move before the commit); a sweep alert
+    # once per process that sweeps the silent user. Every copy carries the same alert_id.
+    import collections
+    import dataclasses
+
+    low = {"propensity": 0.3, "churn": 0.3}
+    model0 = dataclasses.replace(model, manifest={**model.manifest, "thresholds": low})
+    cfg = PipelineConfig(cooldown_ms=0, hysteresis=0.01)
+    records = _records(keyed(make_events(120, users=6, seed=13)))
+    uninterrupted = _run(model0, Table(), records, 120, cfg)
+    table = Table()
+    sent: collections.Counter[str] = collections.Counter()
+    redelivered = records[40:80]  # three crashes before the commit of this part
+    for batch in (records[:40], redelivered, redelivered, redelivered, redelivered, records[80:]):
+        for result in _run(model0, table, batch, 16, cfg):
+            sent.update(a.doc["alert_id"] for a in result.alerts)
+    ids = {a.doc["alert_id"]: a.doc["event_id"] for r in uninterrupted for a in r.alerts}
+    assert set(sent) == set(ids) and len(ids) > 10  # no alert lost, none the uninterrupted lacks
+    again = {rec.offset for rec in redelivered}
+    for alert, event_id in ids.items():
+        offset = int(event_id.removeprefix("e"))
+        assert sent[alert] == (4 if offset in again else 1), (alert, event_id)
+
+    never = dataclasses.replace(
+        model, manifest={**model.manifest, "thresholds": {"propensity": 1.0, "churn": 1.0}}
+    )
+    quiet = Table()
+    _run(never, quiet, records, 120, cfg)  # churn arms stay armed: the sweep may fire
+    sweeper = dataclasses.replace(
+        model, manifest={**model.manifest, "thresholds": {"propensity": 1.0, "churn": 0.0}}
+    )
+    newest = max(s.ctx.last_ts_ms or 0 for s in quiet.values())
+    kwargs: dict[str, Any] = {"now_ms": newest + 10**7, "idle_ms": 1, "model": sweeper,
+                              "cfg": cfg, "batch_size": 4}  # fmt: skip
+    swept: collections.Counter[str] = collections.Counter()
+    first, restarted = set[tuple[str, str]](), set[tuple[str, str]]()
+    for alerted in (first, first, restarted, restarted):  # two passes, a restart, two passes
+        result = sweep(quiet.items(), alerted=alerted, **kwargs)
+        swept.update(a.doc["alert_id"] for a in result.alerts)
+    assert len(swept) == 6 and set(swept.values()) == {2}  # each user: once per process

@@ -217,3 +217,15 @@ def test_dead_letter_retention_defaults_to_two_weeks(model_dir: Path) -> None:
     assert load_settings(_env(model_dir)).dlq_retention_ms == 14 * 24 * 3_600_000
     with pytest.raises(SettingsError, match="CLICKSCORE_DLQ_RETENTION_HOURS=0: must be > 0"):
         load_settings(_env(model_dir, DLQ_RETENTION_HOURS="0"))
+
+
+def test_state_retention_defaults_to_90_days_and_warns_below_the_churn_idle_time(
+    model_dir: Path,
+) -> None:
+    assert load_settings(_env(model_dir)).state_retention_ms == 90 * 24 * 3_600_000
+    assert load_settings(_env(model_dir, STATE_RETENTION_HOURS="0")).state_retention_ms == 0
+    with pytest.raises(SettingsError, match="CLICKSCORE_STATE_RETENTION_HOURS=-1: must be >= 0"):
+        load_settings(_env(model_dir, STATE_RETENTION_HOURS="-1"))
+    (line,) = load_settings(_env(model_dir, STATE_RETENTION_HOURS="0.2")).warnings()  # 720 s
+    assert "CLICKSCORE_STATE_RETENTION_HOURS=0.2 is not longer than" in line
+    assert load_settings(_env(model_dir, STATE_RETENTION_HOURS="0.3")).warnings() == []

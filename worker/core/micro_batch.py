@@ -2,7 +2,10 @@
 
 No Faust here. The agent hands a micro-batch of raw records and a ``load_state`` callback (the
 table read); it gets back everything to send and write. Accounting for every batch:
-``len(records) == scored + duplicates + len(dead_letters) + len(rekeys)``.
+``len(records) == scored + duplicates + len(dead_letters) + len(rekeys) + sum(controls)``.
+
+Control records (worker/core/control.py) delete a user's state; they take their place in the
+user's waves, so events before one apply to the old state and events after it start afresh.
 
 Within a batch a user may appear several times, so events are scored in *waves*: wave k holds the
 k-th event of every user in the batch, and each wave is one call of the step graph (B = users in the
@@ -13,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import msgspec
 import numpy as np
@@ -29,6 +32,7 @@ from schemas.event import (
 )
 from training.featurizer import featurize
 from worker.core.alerts import AlertType, alert_record, decide, public_user_id
+from worker.core.control import Control, ControlError, parse_control
 from worker.core.deadletter import dead_letter_record
 from worker.core.model_store import Model
 from worker.core.reasons import event_reasons, pack_reasons, unpack_reasons
@@ -71,14 +75,22 @@ __all__ = [  # the batch types are re-exported: callers import them from here
 # time-zone slips stay well inside it; "year 2999" does not). See docs/policies.md.
 MAX_AHEAD_MS = 24 * 3600 * 1000
 
+_Item = TypeVar("_Item", bound=Event | Control)
+
 
 def classify(
     records: Sequence[Record], cfg: PipelineConfig, result: BatchResult
-) -> list[tuple[int, Event]]:
+) -> list[tuple[int, Event | Control]]:
     """Decode every record; dead letters and re-keys go into ``result``, valid events come back."""
-    valid: list[tuple[int, Event]] = []
+    valid: list[tuple[int, Event | Control]] = []
     wall_ms = int(time.time() * 1000)
     for i, rec in enumerate(records):
+        if rec.control is not None:
+            try:
+                valid.append((i, parse_control(rec.key, rec.control, rec.value)))
+            except ControlError as exc:
+                result.dead_letters.append(dead_letter(i, rec, "schema", str(exc)))
+            continue
         try:
             event = decode_event(rec.value or b"", max_bytes=cfg.max_event_bytes)
         except EventError as exc:
@@ -122,9 +134,9 @@ def classify(
     return valid
 
 
-def waves(valid: Sequence[tuple[int, Event]]) -> list[list[tuple[int, Event]]]:
+def waves(valid: Sequence[tuple[int, _Item]]) -> list[list[tuple[int, _Item]]]:
     """Wave k = the k-th event of every user in the batch (arrival order kept within a user)."""
-    by_user: dict[str, list[tuple[int, Event]]] = {}
+    by_user: dict[str, list[tuple[int, _Item]]] = {}
     for item in valid:
         by_user.setdefault(item[1].user_id, []).append(item)
     depth = max((len(v) for v in by_user.values()), default=0)
@@ -144,7 +156,7 @@ def process_batch(
 
 
 def _score_wave(
-    wave: Sequence[tuple[int, Event]],
+    wave: Sequence[tuple[int, Event | Control]],
     records: Sequence[Record],
     states: dict[str, UserState | None],
     load_state: LoadState,
@@ -159,7 +171,7 @@ def _score_wave(
         user = event.user_id
         if user not in states:
             loaded = load_state(user, index)
-            result.new_users += loaded is None
+            result.new_users += loaded is None and isinstance(event, Event)
             if loaded is not None:
                 # A stored record that decodes but is inconsistent raised here on every
                 # redelivery of the batch (a stalled partition): reset the bad parts, count it.
@@ -167,9 +179,16 @@ def _score_wave(
                 result.resets += repaired
             states[user] = loaded
         state = states[user]
+        if isinstance(event, Control):
+            _control(event, index, state, states, result)
+            continue
         if state is not None and is_duplicate(state, event.event_id):
             result.duplicates += 1
             _resend(state, event, records[index], model, cfg, result)
+            # Written back unchanged: after a crash the local store may be ahead of the
+            # changelog (written locally, never sent), and only a write reaches the changelog,
+            # which is what a partition's next owner restores.
+            result.writes.setdefault(user, (state, index))
             continue
         state = state or UserState()
         arrays, reset = state_arrays(state, model.state_spec, model.state_key)
@@ -200,6 +219,25 @@ def _score_wave(
         result.scored += 1
         if cfg.emit_scores:
             result.scores.append(_score(event, p_buy, p_churn, records[index], model, cfg))
+
+
+def _control(
+    control: Control,
+    index: int,
+    state: UserState | None,
+    states: dict[str, UserState | None],
+    result: BatchResult,
+) -> None:
+    """Apply a control record: the user's state is deleted (or, an expiry overtaken, kept)."""
+    result.controls[control.action] = result.controls.get(control.action, 0) + 1
+    if not control.applies_to(state):
+        return
+    user = control.user_id
+    states[user] = None  # the user's later events in this batch start afresh
+    result.writes.pop(user, None)
+    result.deletes[user] = index
+    if state is not None:
+        result.deleted[control.action] = result.deleted.get(control.action, 0) + 1
 
 
 def _advance(

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from training.artifact import ArtifactError, check_artifact
+from training.artifact import ArtifactError, check_artifact, read_verified
 from training.featurizer import FEATURE_DIM
 from worker.core.scoring import Scorer, choose_providers, open_session
 from worker.core.state import spec_key
@@ -97,9 +97,12 @@ def load_model(directory: Path, providers: list[str] | None = None) -> Model:
     graphs = manifest["graphs"]
     sessions = {}
     for graph in ("step", "churn_head"):
-        path = directory / graphs[graph]["file"]
+        name = graphs[graph]["file"]
+        path = directory / name
+        # From the bytes that were hashed, never by path again (a swap after the check).
+        graph_bytes = read_verified(directory, name, manifest["files"][name]["sha256"])
         try:
-            sessions[graph] = open_session(path, providers)
+            sessions[graph] = open_session(graph_bytes, providers)
         except Exception as exc:  # onnxruntime raises its own exception types for a bad file
             raise ArtifactError(
                 f"{path}: onnxruntime cannot load the {graph} graph ({exc})"

@@ -106,7 +106,7 @@ def isolate(
 ) -> tuple[BatchResult, list[tuple[int, Exception]]]:
     """Process ``records`` one at a time (same order, same states); collect what fails."""
     merged = BatchResult()
-    overlay: dict[str, UserState] = {}  # states written by earlier records of this batch
+    overlay: dict[str, UserState | None] = {}  # states written (or deleted) earlier in the batch
     failed: list[tuple[int, Exception]] = []
     for i, rec in enumerate(records):
 
@@ -122,9 +122,19 @@ def isolate(
     return merged, failed
 
 
-def _merge(merged: BatchResult, one: BatchResult, i: int, overlay: dict[str, UserState]) -> None:
+def _merge(
+    merged: BatchResult, one: BatchResult, i: int, overlay: dict[str, UserState | None]
+) -> None:
     merged.dead_letters += [DeadLetter(i, d.reason, d.doc) for d in one.dead_letters]
     merged.rekeys += [Rekey(i, r.user_id, r.value) for r in one.rekeys]
+    for user in one.deletes:
+        merged.deletes[user] = i
+        merged.writes.pop(user, None)
+        overlay[user] = None
+    for action, n in one.deleted.items():
+        merged.deleted[action] = merged.deleted.get(action, 0) + n
+    for action, n in one.controls.items():
+        merged.controls[action] = merged.controls.get(action, 0) + n
     for user, (state, _) in one.writes.items():
         merged.writes[user] = (state, i)
         overlay[user] = state

@@ -23,6 +23,7 @@ class Record:
     partition: int
     offset: int
     timestamp_ms: int | None
+    control: bytes | None = None  # the ``clickscore-control`` header (worker/core/control.py)
 
 
 @dataclass(frozen=True)
@@ -70,11 +71,18 @@ class Emit:
 
 @dataclass
 class BatchResult:
-    """What one batch produced; ``writes`` maps user -> (new state, index of its last event)."""
+    """What one batch produced; ``writes`` maps user -> (new state, index of its last event).
+
+    ``deletes`` maps user -> index of the control record that deletes its state; a write of the
+    same user comes from a later event (applied after the delete).
+    """
 
     dead_letters: list[DeadLetter] = field(default_factory=list)
     rekeys: list[Rekey] = field(default_factory=list)
     writes: dict[str, tuple[UserState, int]] = field(default_factory=dict)
+    deletes: dict[str, int] = field(default_factory=dict)
+    deleted: dict[str, int] = field(default_factory=dict)  # action -> users deleted
+    controls: dict[str, int] = field(default_factory=dict)  # action -> records (applied or not)
     alerts: list[Emit] = field(default_factory=list)
     scores: list[Emit] = field(default_factory=list)
     scored: int = 0

@@ -34,13 +34,17 @@ def choose_providers() -> list[str]:
     return [CUDA, CPU] if CUDA in available else [CPU]
 
 
-def open_session(path: Path, providers: list[str]) -> ort.InferenceSession:
-    """One session per graph; one intra-op thread, because the worker runs one process per core."""
+def open_session(graph: bytes | Path, providers: list[str]) -> ort.InferenceSession:
+    """One session per graph; one intra-op thread, because the worker runs one process per core.
+
+    The model store passes the graph's verified bytes; a path is for callers that checked nothing.
+    """
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
-    return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    source = graph if isinstance(graph, bytes) else str(graph)
+    return ort.InferenceSession(source, sess_options=options, providers=providers)
 
 
 class Scorer:

@@ -9,7 +9,11 @@ the future, where every other user would look idle (a flood of churn alerts).
 A timer cannot write the table (Faust needs a current event to pick the partition), so the sweep
 remembers in memory which ``(user, last_event_id)`` already got a sweep alert. After a restart that
 memory is empty and a repeat alert may be sent: it carries the same ``alert_id`` (derived from the
-user's last event id), so consumers dedupe it.
+user's last event id), so consumers dedupe it. For the same reason a user idle past the retention
+is not deleted here: the sweep asks for it with an ``expire`` control record (the agent deletes).
+
+The runtime feeds a :class:`Sweep` in chunks and yields to the event loop between them: decoding
+and re-scoring a million users takes seconds, which in one piece stalled event scoring.
 """
 
 from __future__ import annotations
@@ -52,11 +56,94 @@ class SweepClock:
 
 @dataclass
 class SweepResult:
-    """Alerts from one sweep, and how many users were looked at / re-scored."""
+    """Alerts and expiries from a sweep (or one chunk of it), and users looked at / re-scored.
+
+    ``expired`` holds (user, last event id) of users idle past the retention: the runtime sends
+    an ``expire`` control record for each (worker/core/control.py).
+    """
 
     alerts: list[Emit] = field(default_factory=list)
+    expired: list[tuple[str, str]] = field(default_factory=list)
     users: int = 0
     rescored: int = 0
+
+
+@dataclass
+class SweepMemory:
+    """What a worker remembers between sweeps: sweep alerts sent, expiries requested.
+
+    Each is keyed by (user, last event id), so a user's new event makes the user new to both.
+    """
+
+    alerted: set[tuple[str, str]] = field(default_factory=set)
+    expiring: set[tuple[str, str]] = field(default_factory=set)
+
+
+class Sweep:
+    """One pass over a worker's users, fed in chunks so the runtime can yield between them.
+
+    The pass reads ``model`` once (a hot swap mid-pass applies from the next pass). Call
+    :meth:`finish` after the last chunk: it prunes the memory to the users seen.
+    """
+
+    def __init__(
+        self,
+        *,
+        now_ms: int,
+        idle_ms: int,
+        model: Model,
+        cfg: PipelineConfig,
+        memory: SweepMemory,
+        batch_size: int,
+        retention_ms: int = 0,
+    ) -> None:
+        self.now_ms, self.idle_ms, self.retention_ms = now_ms, idle_ms, retention_ms
+        self.model, self.cfg, self.memory, self.batch_size = model, cfg, memory, batch_size
+        self.total = SweepResult()
+        self._alerted: set[tuple[str, str]] = set()
+        self._expiring: set[tuple[str, str]] = set()
+
+    def feed(self, users: Iterable[tuple[str, UserState]]) -> SweepResult:
+        """Re-score the idle users among ``users`` (in batches); what this chunk produced."""
+        result = SweepResult()
+        batch: list[tuple[str, UserState]] = []
+        for user, state in users:
+            result.users += 1
+            if state.last_event_id is None or state.ctx.last_ts_ms is None:
+                continue
+            if not MIN_TS_MS <= state.ctx.last_ts_ms <= MAX_TS_MS:
+                continue  # a corrupt record (no datetime holds it): repaired on the next event
+            key = (user, state.last_event_id)
+            idle = self.now_ms - state.ctx.last_ts_ms
+            if self.retention_ms and idle >= self.retention_ms:
+                self._expiring.add(key)
+                if key not in self.memory.expiring:
+                    result.expired.append(key)
+                continue
+            if state.state_spec != self.model.state_key or not state.tensors:
+                continue  # stored under another model's shapes: reset on the next event instead
+            if key in self.memory.alerted:
+                self._alerted.add(key)
+                continue
+            if idle < self.idle_ms:
+                continue
+            batch.append((user, state))
+            if len(batch) >= self.batch_size:
+                _score(batch, self.now_ms, self.model, self.cfg, self._alerted, result)
+                batch = []
+        if batch:
+            _score(batch, self.now_ms, self.model, self.cfg, self._alerted, result)
+        self.total.users += result.users
+        self.total.rescored += result.rescored
+        self.total.alerts += result.alerts
+        self.total.expired += result.expired
+        return result
+
+    def finish(self) -> SweepResult:
+        """Keep in memory only the users seen in this pass (and what they got); the totals."""
+        self.memory.alerted = self._alerted
+        self.memory.expiring = self._expiring
+        return self.total
 
 
 def sweep(
@@ -69,35 +156,18 @@ def sweep(
     alerted: set[tuple[str, str]],
     batch_size: int,
 ) -> SweepResult:
-    """Re-score every idle user (in batches) and alert those over the churn threshold.
+    """A whole pass at once (tests, benches): :class:`Sweep` fed one chunk.
 
     ``alerted`` is updated in place and pruned to the users' current last event ids.
     """
-    result = SweepResult()
-    current: set[tuple[str, str]] = set()
-    batch: list[tuple[str, UserState]] = []
-    for user, state in users:
-        result.users += 1
-        if state.last_event_id is None or state.ctx.last_ts_ms is None:
-            continue
-        if not MIN_TS_MS <= state.ctx.last_ts_ms <= MAX_TS_MS:
-            continue  # a corrupt record (no datetime holds it): repaired on the user's next event
-        if state.state_spec != model.state_key or not state.tensors:
-            continue  # stored under another model's shapes: reset on the user's next event instead
-        key = (user, state.last_event_id)
-        if key in alerted:
-            current.add(key)
-            continue
-        if now_ms - state.ctx.last_ts_ms < idle_ms:
-            continue
-        batch.append((user, state))
-        if len(batch) >= batch_size:
-            _score(batch, now_ms, model, cfg, current, result)
-            batch = []
-    if batch:
-        _score(batch, now_ms, model, cfg, current, result)
-    alerted.intersection_update(current)
-    alerted.update(current)
+    memory = SweepMemory(alerted=set(alerted))
+    run = Sweep(
+        now_ms=now_ms, idle_ms=idle_ms, model=model, cfg=cfg, memory=memory, batch_size=batch_size
+    )
+    run.feed(users)
+    result = run.finish()
+    alerted.clear()
+    alerted.update(memory.alerted)
     return result
 
 

@@ -24,6 +24,7 @@ The agent is thin (see worker/core/micro_batch.py for the logic). Two Faust fact
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -33,6 +34,7 @@ import faust
 import msgspec
 from faust.types import EventT
 
+from worker.core.control import control_header
 from worker.core.deadletter import dead_letter_key
 from worker.core.micro_batch import BatchResult, Record, process_batch
 from worker.core.model_store import ModelStore
@@ -70,7 +72,7 @@ def build_app(settings: Settings, store: ModelStore, metrics: Metrics) -> faust.
         preload.install(table, settings.kafka.librdkafka())
     _add_agent(app, rt, table, events, outputs)
     add_model_poll(app, rt)
-    add_churn_sweep(app, rt, table, outputs["churn"])
+    add_churn_sweep(app, rt, table, outputs["churn"], events)
     add_health(app, rt)
     return app
 
@@ -171,6 +173,10 @@ def _process(
         for index, error in failed:
             rec = records[index]
             log.error("poison record %s[%d]@%d: %r", rec.topic, rec.partition, rec.offset, error)
+    for user, index in result.deletes.items():
+        # Before the writes: a write of the same user comes from an event after the delete.
+        faust_private.make_current(batch[index])
+        _delete(table, user.encode("utf-8"))
     for user, (state, index) in result.writes.items():
         # This user's own event: its partition (see module doc).
         faust_private.make_current(batch[index])
@@ -183,6 +189,14 @@ def _process(
     drift.observe(result.scored_waves)
     m.set_drift(drift.score_psi(), drift.input_psi(), drift.score_histograms())
     _count(rt, result)
+
+
+def _delete(table: Any, key: bytes) -> None:
+    """Delete ``key``: from the local store and, by a tombstone, from the changelog."""
+    # Faust sends the tombstone (Table.on_key_del) before it deletes locally, so it goes out
+    # even for a key not held here: an older changelog record of it cannot be restored later.
+    with contextlib.suppress(KeyError):  # the memory store raises for a missing key
+        del table[key]
 
 
 def _send(
@@ -225,8 +239,13 @@ def _count(rt: Runtime, result: BatchResult) -> None:
     for size, seconds in zip(result.wave_sizes, result.wave_seconds, strict=True):
         m.scoring_batch_size.observe(size)
         m.scoring_latency.observe(seconds)
-    if result.new_users:
-        rt.users_local += result.new_users
+    for action, n in result.controls.items():
+        m.control_records.labels(action).inc(n)
+    for action, n in result.deleted.items():
+        m.state_deleted.labels(action).inc(n)
+    gone = sum(result.deleted.values())
+    if result.new_users or gone:
+        rt.users_local = max(0, rt.users_local + result.new_users - gone)
         m.users_in_state.set(rt.users_local)
 
 
@@ -240,4 +259,5 @@ def _record(event: EventT) -> Record:
         partition=msg.partition,
         offset=msg.offset,
         timestamp_ms=int(ts * 1000) if ts else None,
+        control=control_header(msg.headers),
     )

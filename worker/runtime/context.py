@@ -6,7 +6,7 @@ from worker.core.drift import DriftMonitor
 from worker.core.model_store import Model, ModelStore
 from worker.core.poison import StrikeBook
 from worker.core.records import PipelineConfig
-from worker.core.sweep import SweepClock
+from worker.core.sweep import SweepClock, SweepMemory
 from worker.metrics import Metrics
 from worker.settings import Settings
 
@@ -32,7 +32,7 @@ class Runtime:
         self.metrics = metrics
         self.cfg = pipeline_config(settings)
         self.clock = SweepClock()
-        self.swept: set[tuple[str, str]] = set()
+        self.sweep_memory = SweepMemory()
         self.assigned: frozenset[str] = frozenset()
         self.users_local = 0
         self._drift: tuple[str, DriftMonitor] | None = None

@@ -19,6 +19,7 @@ import faust
 from aiohttp import web as aioweb
 from faust.sensors import Sensor
 
+from worker.core.progress import ProgressWatch
 from worker.logs import RoutineRetries
 from worker.runtime.context import Runtime
 from worker.runtime.faust_private import committed_offset
@@ -80,6 +81,7 @@ def add_health(app: faust.App, rt: Runtime) -> None:
     events_topic = rt.settings.events_topic
     rebalance = RebalanceSensor()
     app.sensors.add(rebalance)
+    progress = ProgressWatch(rt.settings.stuck_after_seconds)
 
     @app.timer(LAG_INTERVAL_SECONDS)
     async def watch_partitions() -> None:
@@ -90,13 +92,18 @@ def add_health(app: faust.App, rt: Runtime) -> None:
             rt.assigned = names
             log.info("partitions assigned: %s", ", ".join(sorted(names)) or "(none)")
             metrics.consumer_lag.clear()
+        ready = bool(tps and rebalance.settled)
+        if not ready:
+            progress.reset()  # a restore or rebalance under way is not a stuck consumer
         for tp in tps:
             committed = committed_offset(consumer, tp) or 0
             end = consumer.highwater(tp)  # None until the first fetch from this partition
             if end is None:
                 continue
-            metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, end - committed))
-        ready = bool(tps and rebalance.settled)
+            lag = max(0, end - committed)
+            metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
+            if ready:
+                progress.observe(f"{tp.topic}[{tp.partition}]", committed, lag)
         metrics.ready.set(1 if ready else 0)
         if ready:
             RoutineRetries.settle()  # coordinator retries from now on are worth their level
@@ -107,6 +114,12 @@ def add_health(app: faust.App, rt: Runtime) -> None:
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
+        # 503 (the liveness probe restarts the pod) when lag stands uncommitted for too long.
+        stuck = progress.stuck()
+        if stuck:
+            doc = {"status": "stuck", "model_version": store.current.version,
+                   "stuck": {p: round(s) for p, s in stuck}}  # fmt: skip
+            return web.json(doc, status=503)
         return web.json({"status": "ok", "model_version": store.current.version})
 
     @app.page("/readyz")
