@@ -15,8 +15,14 @@ from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
 from rfc3339_validator import validate_rfc3339
 
-SchemaName = Literal["clickstream_event", "alert", "dead_letter", "manifest"]
-SCHEMA_NAMES: tuple[SchemaName, ...] = ("clickstream_event", "alert", "dead_letter", "manifest")
+SchemaName = Literal["clickstream_event", "alert", "alert_outcome", "dead_letter", "manifest"]
+SCHEMA_NAMES: tuple[SchemaName, ...] = (
+    "clickstream_event",
+    "alert",
+    "alert_outcome",
+    "dead_letter",
+    "manifest",
+)
 
 __all__ = [
     "SCHEMA_NAMES",

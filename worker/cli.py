@@ -117,6 +117,7 @@ def _open_model(settings: Settings, metrics: Metrics) -> ModelStore | None:
     model = store.current
     metrics.model_loads.labels("ok").inc()
     metrics.set_model(model.version, model.featurizer_version, model.scorer.provider)
+    metrics.set_expected_precision(model.version, model.manifest.get("threshold_rule", {}))
     log.info("starting with settings %s", settings.loggable())
     log.info(
         "model loaded: %s from %s, provider %s",

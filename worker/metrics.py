@@ -6,7 +6,9 @@ its own registry and serves it on ``/metrics``. No user id is ever a label.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -42,6 +44,8 @@ class Metrics:
     state_resets: Counter
     state_deleted: Counter
     control_records: Counter
+    alert_outcomes: Counter
+    expected_precision: Gauge
     consumer_lag: Gauge
     churn_sweep_duration: Histogram
     ready: Gauge
@@ -124,6 +128,19 @@ class Metrics:
                 ["action"],
                 registry=r,
             ),
+            # model_version: the few versions that alerted within a horizon (bounded by swaps)
+            alert_outcomes=Counter(
+                "clickscore_alert_outcomes",
+                "Alert outcomes resolved (alerts.outcomes records): true, false, unknown",
+                ["head", "model_version", "outcome"],
+                registry=r,
+            ),
+            expected_precision=Gauge(
+                "clickscore_expected_precision",
+                "Precision the manifest expects at its threshold (validation), per loaded model",
+                ["head", "model_version"],
+                registry=r,
+            ),
             control_records=Counter(
                 "clickscore_control_records",
                 "Control records consumed (forget, expire), applied or not",
@@ -173,6 +190,14 @@ class Metrics:
         """Point ``clickscore_model_info`` at the serving model only (old label set removed)."""
         self.model_info.clear()
         self.model_info.labels(version, str(featurizer_version), provider).set(1)
+
+    def set_expected_precision(self, version: str, threshold_rule: Mapping[str, Any]) -> None:
+        """``clickscore_expected_precision`` of a loaded model (kept: its alerts resolve later)."""
+        for head in ("propensity", "churn"):
+            rule = threshold_rule.get(head)
+            value = rule.get("expected_precision") if isinstance(rule, Mapping) else None
+            if isinstance(value, int | float):
+                self.expected_precision.labels(head, version).set(float(value))
 
     def set_drift(
         self,

@@ -63,6 +63,9 @@ class Settings(KafkaConnection, BaseSettings):
     dlq_topic: str = Field("clickstream.events.dlq", min_length=1, description="dead letters")
     propensity_topic: str = Field("alerts.propensity", min_length=1, description="alerts out")
     churn_topic: str = Field("alerts.churn", min_length=1, description="churn alerts out")
+    outcomes_topic: str = Field(
+        "alerts.outcomes", min_length=1, description="alert outcomes out (true/false per alert)"
+    )
     scores_topic: str = Field("", description="every score to this topic; empty = off")
     partitions: int = Field(8, ge=1, description="partitions of events topic and changelog")
     replication_factor: int = Field(1, ge=1, description="for topics the worker creates")
@@ -118,7 +121,14 @@ class Settings(KafkaConnection, BaseSettings):
     def _upper_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("events_topic", "dlq_topic", "propensity_topic", "churn_topic", "scores_topic")
+    @field_validator(
+        "events_topic",
+        "dlq_topic",
+        "propensity_topic",
+        "churn_topic",
+        "outcomes_topic",
+        "scores_topic",
+    )
     @classmethod
     def _check_topic(cls, value: str) -> str:
         if value and not legal_topic(value):  # an empty scores topic means "off"

@@ -8,13 +8,16 @@ id like the user's events (murmur2: the same partition as the state): the agent 
 * ``forget``: an erasure request (``python -m worker forget USER``), unconditional.
 * ``expire``: sent by the sweep for a user idle past ``STATE_RETENTION_HOURS``; applied only if
   the user's last event is still the one the sweep saw (an event in between keeps the user).
+* ``resolve``: sent by the sweep for a user whose pending alert outcomes are due by its clock, or
+  who got a sweep alert (worker/core/outcomes.py); deletes nothing.
 
 A record is a control record when it carries the header ``clickscore-control`` (the action); the
-value is empty (``forget``) or the last event id (``expire``). Events never carry that header.
+value is empty (``forget``), the last event id (``expire``) or a JSON clock request (``resolve``).
+Events never carry that header.
 
 >>> key, value, headers = control_record("expire", "u1", "e9")
 >>> parse_control(key, dict(headers)[CONTROL_HEADER], value)
-Control(user_id='u1', action='expire', last_event_id='e9')
+Control(user_id='u1', action='expire', last_event_id='e9', request=None)
 """
 
 from __future__ import annotations
@@ -22,10 +25,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from worker.core.outcomes import ClockRequest, parse_clock_request
 from worker.core.state import UserState
 
 CONTROL_HEADER = "clickscore-control"
-Action = Literal["forget", "expire"]
+Action = Literal["forget", "expire", "resolve"]
 MAX_ID_BYTES = 1024  # an event id is far shorter; a longer value is not ours
 
 
@@ -40,11 +44,14 @@ class Control:
     user_id: str
     action: Action
     last_event_id: str | None = None
+    request: ClockRequest | None = None  # resolve: worker/core/outcomes.py
 
     def applies_to(self, state: UserState | None) -> bool:
         """Whether to delete ``state``: always to forget; to expire, only if still idle."""
         if self.action == "forget":
             return True
+        if self.action == "resolve":
+            return False  # resolves outcomes (worker/core/micro_batch.py), deletes nothing
         return state is not None and state.last_event_id == self.last_event_id
 
 
@@ -54,6 +61,11 @@ def control_record(
     """(key, value, headers) of a control record for ``user_id``."""
     value = (last_event_id or "").encode("utf-8") if action == "expire" else b""
     return user_id.encode("utf-8"), value, [(CONTROL_HEADER, action.encode("ascii"))]
+
+
+def resolve_record(user_id: str, request: bytes) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """(key, value, headers) of a ``resolve`` record (``request``: outcomes.clock_request)."""
+    return user_id.encode("utf-8"), request, [(CONTROL_HEADER, b"resolve")]
 
 
 def parse_control(key: bytes | None, action: bytes, value: bytes | None) -> Control:
@@ -72,6 +84,13 @@ def parse_control(key: bytes | None, action: bytes, value: bytes | None) -> Cont
         raise ControlError("expire: the value must be the user's last event id")
     if name == "forget":
         return Control(user, "forget")
+    if name == "resolve":
+        if len(value or b"") > MAX_ID_BYTES * 2:
+            raise ControlError("resolve: the value is too long")
+        try:
+            return Control(user, "resolve", request=parse_clock_request(value or b""))
+        except ValueError as exc:
+            raise ControlError(str(exc)) from None
     return Control(user, "expire", last)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import msgspec
 import numpy as np
@@ -35,6 +35,8 @@ from worker.core.alerts import AlertType, alert_record, decide, public_user_id
 from worker.core.control import Control, ControlError, parse_control
 from worker.core.deadletter import dead_letter_record
 from worker.core.model_store import Model
+from worker.core.outcome_state import on_alert, on_clock, on_event, request_hash, resent
+from worker.core.outcomes import Resolved, outcome_record, pending
 from worker.core.reasons import event_reasons, pack_reasons, unpack_reasons
 from worker.core.records import (
     BatchResult,
@@ -47,6 +49,7 @@ from worker.core.records import (
 )
 from worker.core.state import (
     UserState,
+    id_hash,
     is_duplicate,
     pack_tensors,
     recent_alerts,
@@ -180,7 +183,7 @@ def _score_wave(
             states[user] = loaded
         state = states[user]
         if isinstance(event, Control):
-            _control(event, index, state, states, result)
+            _control(event, index, state, states, cfg, result)
             continue
         if state is not None and is_duplicate(state, event.event_id):
             result.duplicates += 1
@@ -212,6 +215,9 @@ def _score_wave(
         p_buy, p_churn = float(out.p_purchase[j]), float(out.p_churn[j])
         arrays = {n: a[j] for n, a in out.state.items()}
         new_state = _advance(state, event, ctx, arrays, (p_buy, p_churn), model, cfg)
+        purchase = event.event_type == "purchase"
+        new_state, done = on_event(new_state, event.event_id, event.ts_ms, purchase)
+        _outcomes(done, event.user_id, "event", cfg, result)
         seen = _Seen(rows[j], stacked, j, event, ctx)
         new_state = _alerts(new_state, seen, p_buy, p_churn, records[index], model, cfg, result)
         states[event.user_id] = new_state
@@ -226,10 +232,14 @@ def _control(
     index: int,
     state: UserState | None,
     states: dict[str, UserState | None],
+    cfg: PipelineConfig,
     result: BatchResult,
 ) -> None:
     """Apply a control record: the user's state is deleted (or, an expiry overtaken, kept)."""
     result.controls[control.action] = result.controls.get(control.action, 0) + 1
+    if control.request is not None:
+        _resolve(control, index, state, states, cfg, result)
+        return
     if not control.applies_to(state):
         return
     user = control.user_id
@@ -238,6 +248,31 @@ def _control(
     result.deletes[user] = index
     if state is not None:
         result.deleted[control.action] = result.deleted.get(control.action, 0) + 1
+
+
+def _resolve(
+    control: Control,
+    index: int,
+    state: UserState | None,
+    states: dict[str, UserState | None],
+    cfg: PipelineConfig,
+    result: BatchResult,
+) -> None:
+    """A ``resolve`` request of the sweep: outcomes its clock decides (re-sent on a redelivery)."""
+    req = control.request
+    if state is None or req is None:
+        return  # a user deleted since (forget, expiry): nothing waits
+    user = control.user_id
+    again = resent(state, request_hash(req))
+    if again:
+        _outcomes(again, user, "clock", cfg, result)
+        return
+    new_state, done = on_clock(state, req)
+    if new_state is state:
+        return
+    _outcomes(done, user, "clock", cfg, result)
+    states[user] = new_state
+    result.writes[user] = (new_state, index)
 
 
 def _advance(
@@ -328,6 +363,10 @@ def _alerts(
                 emitted_ms=emitted_ms,
                 reasons=pack_reasons(reasons),
             )
+            horizon_s = model.manifest["horizons"][f"{alert_type}_seconds"]
+            wait = pending(alert_type, doc["alert_id"], model.version, event.ts_ms, horizon_s)
+            state, done = on_alert(state, wait, event.event_id)
+            _outcomes(done, event.user_id, "event", cfg, result)
     return msgspec.structs.replace(state, propensity=arms["propensity"], churn=arms["churn"])
 
 
@@ -363,6 +402,21 @@ def _resend(
             reasons=unpack_reasons(kept.reasons, event, state.ctx),
         )
         result.alerts.append(Emit(kept.alert_type, doc["user_id"], doc, rec.timestamp_ms))
+    _outcomes(resent(state, id_hash(event.event_id)), event.user_id, "event", cfg, result)
+
+
+def _outcomes(
+    done: list[Resolved],
+    user_id: str,
+    trigger: Literal["event", "clock"],
+    cfg: PipelineConfig,
+    result: BatchResult,
+) -> None:
+    """Queue the outcome records of ``done`` (worker/core/outcomes.py) for the outcomes topic."""
+    user = public_user_id(user_id, cfg.pseudonym_key)
+    for r in done:
+        doc = outcome_record(r, user, trigger)
+        result.outcomes.append(Emit("outcomes", user, doc, None))  # None: not in the latency
 
 
 def _score(

@@ -85,6 +85,7 @@ class BatchResult:
     controls: dict[str, int] = field(default_factory=dict)  # action -> records (applied or not)
     alerts: list[Emit] = field(default_factory=list)
     scores: list[Emit] = field(default_factory=list)
+    outcomes: list[Emit] = field(default_factory=list)  # alerts.outcomes records
     scored: int = 0
     duplicates: int = 0
     resets: int = 0

@@ -27,6 +27,7 @@ import numpy as np
 
 from schemas.event import MAX_TS_MS, MIN_TS_MS
 from training.featurizer import FEATURIZER_VERSION, FeatureContext
+from worker.core.outcomes import Pending, Resolved
 
 STATE_LAYOUT = 2  # bump on an incompatible change of UserState's fields or their encoding
 # 1: msgpack maps, event ids in clear, alert JSON; 2: arrays, id hashes, re-send window.
@@ -90,6 +91,9 @@ class UserState(msgspec.Struct, frozen=True, array_like=True):
     events: int = 0
     propensity: AlertArm = AlertArm()
     churn: AlertArm = AlertArm()
+    # Alerts waiting for their outcome, and outcomes kept for a re-send (worker/core/outcomes.py).
+    pending: tuple[Pending, ...] = ()
+    recent_outcomes: tuple[Resolved, ...] = ()
 
 
 _encoder = msgspec.msgpack.Encoder()

@@ -6,6 +6,9 @@ is the wall clock (minus pipeline delay); on a replay of old data it follows the
 does not mark every user idle at once; and a producer whose clock runs ahead cannot move it into
 the future, where every other user would look idle (a flood of churn alerts).
 
+Outcomes (worker/core/outcomes.py) decided by the sweep's clock, and the outcome of a sweep alert,
+are resolved by the agent too: the sweep sends it a ``resolve`` control record with its clock.
+
 A timer cannot write the table (Faust needs a current event to pick the partition), so the sweep
 remembers in memory which ``(user, last_event_id)`` already got a sweep alert. After a restart that
 memory is empty and a repeat alert may be sent: it carries the same ``alert_id`` (derived from the
@@ -27,6 +30,7 @@ import numpy as np
 from schemas.event import MAX_TS_MS, MIN_TS_MS
 from worker.core.alerts import alert_record, may_fire
 from worker.core.model_store import Model
+from worker.core.outcomes import clock_request, next_due, pending
 from worker.core.reasons import sweep_reasons
 from worker.core.records import Emit, PipelineConfig
 from worker.core.state import UserState, state_arrays
@@ -64,6 +68,8 @@ class SweepResult:
 
     alerts: list[Emit] = field(default_factory=list)
     expired: list[tuple[str, str]] = field(default_factory=list)
+    # (user, clock request): the runtime sends a ``resolve`` control record for each (outcomes)
+    resolve: list[tuple[str, bytes]] = field(default_factory=list)
     users: int = 0
     rescored: int = 0
 
@@ -77,6 +83,7 @@ class SweepMemory:
 
     alerted: set[tuple[str, str]] = field(default_factory=set)
     expiring: set[tuple[str, str]] = field(default_factory=set)
+    resolving: set[tuple[str, str, int]] = field(default_factory=set)  # (user, last id, due)
 
 
 class Sweep:
@@ -102,6 +109,7 @@ class Sweep:
         self.total = SweepResult()
         self._alerted: set[tuple[str, str]] = set()
         self._expiring: set[tuple[str, str]] = set()
+        self._resolving: set[tuple[str, str, int]] = set()
 
     def feed(self, users: Iterable[tuple[str, UserState]]) -> SweepResult:
         """Re-score the idle users among ``users`` (in batches); what this chunk produced."""
@@ -120,6 +128,7 @@ class Sweep:
                 if key not in self.memory.expiring:
                     result.expired.append(key)
                 continue
+            self._due(user, state, result)
             if state.state_spec != self.model.state_key or not state.tensors:
                 continue  # stored under another model's shapes: reset on the next event instead
             if key in self.memory.alerted:
@@ -137,12 +146,24 @@ class Sweep:
         self.total.rescored += result.rescored
         self.total.alerts += result.alerts
         self.total.expired += result.expired
+        self.total.resolve += result.resolve
         return result
+
+    def _due(self, user: str, state: UserState, result: SweepResult) -> None:
+        """Ask for the outcomes the clock decides: a pending alert's horizon has passed."""
+        due = next_due(state.pending)
+        if due is None or due >= self.now_ms:
+            return
+        key = (user, state.last_event_id or "", due)
+        self._resolving.add(key)
+        if key not in self.memory.resolving:
+            result.resolve.append((user, clock_request(self.now_ms, key[1])))
 
     def finish(self) -> SweepResult:
         """Keep in memory only the users seen in this pass (and what they got); the totals."""
         self.memory.alerted = self._alerted
         self.memory.expiring = self._expiring
+        self.memory.resolving = self._resolving
         return self.total
 
 
@@ -207,3 +228,6 @@ def _score(
         )
         result.alerts.append(Emit("churn", doc["user_id"], doc, None))
         alerted.add((user, event_id))
+        horizon_s = model.manifest["horizons"]["churn_seconds"]
+        wait = pending("churn", doc["alert_id"], model.version, now_ms, horizon_s)
+        result.resolve.append((user, clock_request(now_ms, event_id, wait)))

@@ -110,6 +110,7 @@ def _topics(app: faust.App, settings: Settings) -> tuple[Any, dict[str, Any]]:
         "dlq": app.topic(settings.dlq_topic, **raw),
         "propensity": app.topic(settings.propensity_topic, **raw),
         "churn": app.topic(settings.churn_topic, **raw),
+        "outcomes": app.topic(settings.outcomes_topic, **raw),
     }
     if settings.scores_topic:
         outputs["scores"] = app.topic(settings.scores_topic, **raw)
@@ -220,7 +221,7 @@ def _send(
     for rekey in result.rekeys:
         events_topic.send_soon(key=rekey.user_id.encode("utf-8"), value=rekey.value)
     now = time.time()
-    for emit in (*result.alerts, *result.scores):
+    for emit in (*result.alerts, *result.scores, *result.outcomes):
         outputs[emit.kind].send_soon(key=emit.key.encode("utf-8"), value=_json.encode(emit.doc))
         if emit.source_ts_ms is not None:
             rt.metrics.end_to_end_latency.observe(max(0.0, now - emit.source_ts_ms / 1000.0))
@@ -236,6 +237,9 @@ def _count(rt: Runtime, result: BatchResult) -> None:
         m.events_dead_lettered.labels(dead.reason).inc()
     for emit in result.alerts:
         m.alerts_emitted.labels(emit.kind, emit.doc["trigger"]).inc()
+    for emit in result.outcomes:
+        doc = emit.doc
+        m.alert_outcomes.labels(doc["alert_type"], doc["model_version"], doc["outcome"]).inc()
     for size, seconds in zip(result.wave_sizes, result.wave_seconds, strict=True):
         m.scoring_batch_size.observe(size)
         m.scoring_latency.observe(seconds)

@@ -12,7 +12,7 @@ from typing import Any
 import faust
 import msgspec
 
-from worker.core.control import control_record
+from worker.core.control import control_record, resolve_record
 from worker.core.state import UserState, decode_state
 from worker.core.sweep import Sweep, SweepResult
 from worker.runtime.context import Runtime
@@ -41,6 +41,7 @@ def add_model_poll(app: faust.App, rt: Runtime) -> None:
         if result == "ok":
             model = store.current
             metrics.set_model(model.version, model.featurizer_version, model.scorer.provider)
+            metrics.set_expected_precision(model.version, model.manifest.get("threshold_rule", {}))
             log.info("model loaded: %s (hot swap)", model.version)
         else:
             log.error("model refused, still serving %s: %s", store.current.version, detail)
@@ -85,6 +86,9 @@ async def sweep_once(rt: Runtime, table: Any, churn_topic: Any, events_topic: An
         for emit in part.alerts:
             churn_topic.send_soon(key=emit.key.encode("utf-8"), value=_json.encode(emit.doc))
             metrics.alerts_emitted.labels("churn", "sweep").inc()
+        for user, request in part.resolve:
+            key, value, headers = resolve_record(user, request)
+            events_topic.send_soon(key=key, value=value, headers=headers)
         for user, last_event_id in part.expired:
             key, value, headers = control_record("expire", user, last_event_id)
             events_topic.send_soon(key=key, value=value, headers=headers)

@@ -82,6 +82,7 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
         settings.dlq_topic,
         settings.propensity_topic,
         settings.churn_topic,
+        settings.outcomes_topic,
         *([settings.scores_topic] if settings.scores_topic else []),
     ]
     events = metadata.topics.get(settings.events_topic)
