@@ -192,8 +192,14 @@ class Metrics:
         self.model_info.labels(version, str(featurizer_version), provider).set(1)
 
     def set_expected_precision(self, version: str, threshold_rule: Mapping[str, Any]) -> None:
-        """``clickscore_expected_precision`` of a loaded model (kept: its alerts resolve later)."""
+        """``clickscore_expected_precision`` of a loaded model (kept: its alerts resolve later).
+
+        Also starts its true/false outcome counters at 0, so live precision (a ratio of their
+        increases, deploy/prometheus/rules) exists from the first outcome of either kind.
+        """
         for head in ("propensity", "churn"):
+            for outcome in ("true", "false"):
+                self.alert_outcomes.labels(head, version, outcome)
             rule = threshold_rule.get(head)
             value = rule.get("expected_precision") if isinstance(rule, Mapping) else None
             if isinstance(value, int | float):
