@@ -26,12 +26,14 @@ def make_artifact(
     thresholds: dict[str, float] | None = None,
     model_version: str | None = None,
     churn_from_silence: bool = False,
+    horizons: tuple[float, float] = (86_400.0, 259_200.0),
 ) -> dict[str, Any]:
     """Write a tiny (random weights) artifact to ``out``; returns its manifest.
 
     ``churn_from_silence``: the churn head ignores the hidden state and reads only the elapsed
     time: p_churn ~ 0.007 when scoring an event (elapsed 0), ~ 1 after a few minutes of silence,
     so the sweep fires and event scoring never does (a hand-set model, for the sweep's tests).
+    ``horizons``: the manifest's (propensity H, churn D) in seconds (alert outcomes use them).
     """
     import torch
 
@@ -55,8 +57,8 @@ def make_artifact(
     return write_artifact(
         model,
         out,
-        propensity_seconds=86_400.0,
-        churn_seconds=259_200.0,
+        propensity_seconds=horizons[0],
+        churn_seconds=horizons[1],
         thresholds=thresholds or {"propensity": 0.5, "churn": 0.5},
         model_version=model_version or f"test-{seed}-h{hidden}",
     )

@@ -141,12 +141,13 @@ def counter(samples: dict[str, float], name: str) -> float:
 
 
 def own_topics(tag: str) -> dict[str, str]:
-    """Topic settings no other test uses: events, dead letters, both alert topics, scores."""
+    """Topic settings no other test uses: events, dead letters, alert topics, outcomes, scores."""
     return {
         "events_topic": f"ev-{tag}",
         "dlq_topic": f"dlq-{tag}",
         "propensity_topic": f"prop-{tag}",
         "churn_topic": f"churn-{tag}",
+        "outcomes_topic": f"outcomes-{tag}",
         "scores_topic": f"scores-{tag}",
     }
 

@@ -16,6 +16,7 @@ from worker.core.control import CONTROL_HEADER, resolve_record
 from worker.core.micro_batch import PipelineConfig, Record
 from worker.core.model_store import Model, load_model
 from worker.core.outcomes import (
+    CLOCK_GRACE_MS,
     MAX_PENDING,
     Pending,
     add,
@@ -133,7 +134,9 @@ def test_streamed_outcomes_equal_offline_labels_and_redelivery_adds_none(model: 
     end_ms = events[-1].ts_ms
     # The clock passes every horizon: what the events left undecided is decided now.
     late = end_ms + 60_000
-    clocked = _run(model, table, _clock(table, model, late), 64, CFG)
+    requests = _clock(table, model, late + CLOCK_GRACE_MS)
+    clocked = _run(model, table, requests, 64, CFG)
+    assert not _clock(table, model, late + CLOCK_GRACE_MS)  # nothing left to ask for
     docs = _outcomes(first) + _outcomes(clocked)
     by_id = {d["alert_id"]: d for d in docs}
     assert len(by_id) == len(docs) == len(alerts)  # exactly one outcome per alert
@@ -148,7 +151,7 @@ def test_streamed_outcomes_equal_offline_labels_and_redelivery_adds_none(model: 
     # re-sends of the same records only.
     again = _run(model, table, _records(keyed(events[-40:])), 32, CFG)
     assert sum(r.duplicates for r in again) == 40
-    again += _run(model, table, _clock(table, model, late), 64, CFG)
+    again += _run(model, table, requests, 64, CFG)
     assert all(d == by_id[d["alert_id"]] for d in _outcomes(again))
 
 

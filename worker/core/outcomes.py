@@ -5,9 +5,10 @@ time and the time its horizon ends). The user's later events resolve it, in orde
 
 * propensity (H = the manifest's ``horizons.propensity_seconds``): **true** on a purchase at a
   time in (alert, alert + H]; **false** once an event's time passes alert + H, or the sweep's
-  clock does (a silent user bought nothing).
+  clock passes it by CLOCK_GRACE_MS (a silent user bought nothing).
 * churn (D = ``horizons.churn_seconds``): **false** on any event in (alert, alert + D]; **true**
-  on an event after alert + D, or once the sweep's clock passes alert + D with no event.
+  on an event after alert + D, or once the sweep's clock passes alert + D (by CLOCK_GRACE_MS)
+  with no event.
 
 These are training/labels.py's labels, so precision over the resolved alerts is the offline
 precision of the same alerts. A resolution is written with the state in the same batch and the
@@ -37,6 +38,9 @@ from schemas.event import format_timestamp
 
 HEADS: tuple[Literal["propensity", "churn"], ...] = ("propensity", "churn")
 MAX_PENDING = 4  # per user; each costs ~40 bytes + the model version's length
+# The sweep's clock decides an alert only this long (event time) past its horizon: an event of the
+# user still on its way (a batch in flight, another partition behind, a restart) decides it first.
+CLOCK_GRACE_MS = 60_000
 OUTCOME_SCHEMA_VERSION = 1
 Outcome = Literal["true", "false", "unknown"]
 
@@ -68,7 +72,7 @@ class ClockRequest(msgspec.Struct, frozen=True):
     since, that event already speaks for the sweep alert (churn false).
     """
 
-    now_ms: int
+    now_ms: int  # decided up to here: the sweep's clock less CLOCK_GRACE_MS
     last_event_id: str
     alert: Pending | None = None
 

@@ -30,7 +30,7 @@ import numpy as np
 from schemas.event import MAX_TS_MS, MIN_TS_MS
 from worker.core.alerts import alert_record, may_fire
 from worker.core.model_store import Model
-from worker.core.outcomes import clock_request, next_due, pending
+from worker.core.outcomes import CLOCK_GRACE_MS, clock_request, next_due, pending
 from worker.core.reasons import sweep_reasons
 from worker.core.records import Emit, PipelineConfig
 from worker.core.state import UserState, state_arrays
@@ -151,13 +151,13 @@ class Sweep:
 
     def _due(self, user: str, state: UserState, result: SweepResult) -> None:
         """Ask for the outcomes the clock decides: a pending alert's horizon has passed."""
-        due = next_due(state.pending)
-        if due is None or due >= self.now_ms:
+        due, decided = next_due(state.pending), self.now_ms - CLOCK_GRACE_MS
+        if due is None or due >= decided:
             return
         key = (user, state.last_event_id or "", due)
         self._resolving.add(key)
         if key not in self.memory.resolving:
-            result.resolve.append((user, clock_request(self.now_ms, key[1])))
+            result.resolve.append((user, clock_request(decided, key[1])))
 
     def finish(self) -> SweepResult:
         """Keep in memory only the users seen in this pass (and what they got); the totals."""
@@ -230,4 +230,4 @@ def _score(
         alerted.add((user, event_id))
         horizon_s = model.manifest["horizons"]["churn_seconds"]
         wait = pending("churn", doc["alert_id"], model.version, now_ms, horizon_s)
-        result.resolve.append((user, clock_request(now_ms, event_id, wait)))
+        result.resolve.append((user, clock_request(now_ms - CLOCK_GRACE_MS, event_id, wait)))
