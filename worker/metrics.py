@@ -143,7 +143,7 @@ class Metrics:
             ),
             control_records=Counter(
                 "clickscore_control_records",
-                "Control records consumed (forget, expire), applied or not",
+                "Control records consumed (forget, expire, resolve), applied or not",
                 ["action"],
                 registry=r,
             ),

@@ -166,6 +166,7 @@ def worker(
         "CLICKSCORE_DLQ_TOPIC": f"{topic}.dlq",
         "CLICKSCORE_PROPENSITY_TOPIC": f"deploy-propensity-{suffix}",
         "CLICKSCORE_CHURN_TOPIC": f"deploy-churn-{suffix}",
+        "CLICKSCORE_OUTCOMES_TOPIC": f"deploy-outcomes-{suffix}",
         "CLICKSCORE_PARTITIONS": "2",
         "CLICKSCORE_BATCH_MAX_WAIT_MS": "10",
     }
