@@ -26,6 +26,8 @@ def on_event(
     state: UserState, event_id: str, ts_ms: int, purchase: bool
 ) -> tuple[UserState, list[Resolved]]:
     """Resolve what the user's event decides (``state``: after the event was remembered)."""
+    if not state.pending and not state.recent_outcomes:
+        return state, []  # most events: nothing waits, nothing kept
     by = id_hash(event_id)
     left, done = resolve_on_event(state.pending, ts_ms=ts_ms, purchase=purchase, by=by)
     ids = state.recent_id_hashes  # oldest first
