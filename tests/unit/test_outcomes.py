@@ -209,3 +209,16 @@ def test_a_sweep_alert_waits_for_its_outcome_once(model: Model) -> None:
     done = _run(model, table, [Record(key, value, "events", 0, 0, None, b"resolve")], 64, CFG)
     mine = [o.doc for o in done[0].outcomes if o.doc["alert_id"] == "ab" * 16]
     assert [(d["outcome"], d["resolved_by"]) for d in mine] == [("true", "clock")]
+
+
+def test_a_request_that_decides_nothing_writes_no_state(model: Model) -> None:
+    # A changelog record per sweep request would be waste: only a decision (or a new wait) writes.
+    events = make_events(30, users=3, seed=7)
+    table = Table()
+    _run(model, table, _records(keyed(events)), 64, CFG)
+    user, state = next((u, s) for u, s in table.items() if s.pending)
+    early = clock_request(events[0].ts_ms, state.last_event_id or "")
+    key, value, headers = resolve_record(user, early)
+    rec = Record(key, value, "events", 0, 0, None, dict(headers)[CONTROL_HEADER])
+    (result,) = _run(model, table, [rec], 64, CFG)
+    assert result.controls == {"resolve": 1} and not result.writes and not result.outcomes

@@ -74,6 +74,8 @@ def on_clock(state: UserState, req: ClockRequest) -> tuple[UserState, list[Resol
             done += more
     waiting, more = resolve_on_clock(waiting, now_ms=req.now_ms, by=by)
     done += more
+    if not done and waiting == state.pending:
+        return state, []  # nothing decided, nothing new waits: no state write
     kept = state.recent_outcomes[-2 * MAX_PENDING :]  # a silent user's requests: few, bounded
     new = msgspec.structs.replace(state, pending=waiting, recent_outcomes=(*kept, *done))
     return new, done
