@@ -222,3 +222,15 @@ def test_a_request_that_decides_nothing_writes_no_state(model: Model) -> None:
     rec = Record(key, value, "events", 0, 0, None, dict(headers)[CONTROL_HEADER])
     (result,) = _run(model, table, [rec], 64, CFG)
     assert result.controls == {"resolve": 1} and not result.writes and not result.outcomes
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"", b"not json", b'{"now_ms": "soon", "last_event_id": "e1"}',
+     b'{"now_ms": 1, "last_event_id": "e1", "alert": [7, "AAAA", "v", 0, 1]}'],
+)  # fmt: skip
+def test_a_malformed_resolve_record_is_a_dead_letter(model: Model, value: bytes) -> None:
+    (result,) = _run(
+        model, Table(), [Record(b"u1", value, "events", 0, 0, None, b"resolve")], 8, CFG
+    )
+    assert [d.reason for d in result.dead_letters] == ["schema"] and not result.outcomes
