@@ -4,29 +4,32 @@ The crash: every changelog send is refused (the changelog topic takes records of
 bytes), so the worker writes its RocksDB, gets no changelog record through and exits (70, no
 commit) like a SIGKILL between the local write and the changelog send. Restarted on the same data
 dir once the topic is fixed, it gets the batch again: every event is a duplicate of what RocksDB
-holds. Then the partition moves: what its next owner restores is the changelog, so the test
-compares the changelog's last state per user (decoded) with the states of an uninterrupted run
-(the pure core over every event in one batch). Before, duplicates were not written back: the
-changelog never got those users' states, and a new owner would have started them from zero.
+holds. Then the partition moves: a second worker with an empty data dir restores it from the
+changelog, and the test opens that worker's RocksDB and compares every user's decoded state with
+the uninterrupted run's (the pure core over every event in one batch). Before, duplicates were
+not written back: the changelog never got those users' states, and the new owner started most of
+them from zero.
 """
 
 from __future__ import annotations
 
 import time
-import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
+import rocksdict
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from tests.e2e.worker_process import WorkerFactory, counter
-from tests.kafka_io import consume, create_topic, produce, topic_size
+from tests.kafka_io import create_topic, produce, topic_size
 from tests.worker_artifacts import keyed, make_events, shared_artifact
 from worker.core.micro_batch import PipelineConfig, Record, process_batch
 from worker.core.model_store import load_model
 from worker.core.state import UserState, decode_state
 from worker.kafka_connection import local
 from worker.runtime.app import TABLE_NAME
+from worker.runtime.faust_private import OFFSET_KEY
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -36,6 +39,16 @@ def _set_max_bytes(bootstrap: str, topic: str, limit: int) -> None:
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic, set_config={
         "max.message.bytes": str(limit), "cleanup.policy": "compact"})  # fmt: skip
     admin.alter_configs([resource])[resource].result(timeout=30)
+
+
+def _table(data_dir: Path) -> dict[str, UserState | None]:
+    """The decoded states in a stopped worker's RocksDB (its one partition database)."""
+    (path,) = data_dir.rglob(f"*{TABLE_NAME}-0.db")
+    db = rocksdict.Rdict(str(path), options=rocksdict.Options(raw_mode=True))
+    try:
+        return {k.decode(): decode_state(v) for k, v in db.items() if k != OFFSET_KEY}
+    finally:
+        db.close()
 
 
 def _comparable(state: UserState) -> dict[str, object]:
@@ -79,10 +92,9 @@ def test_a_new_owner_after_a_crash_restores_the_uninterrupted_state(
         assert again.stop() == 0, again.log_tail()
     assert counter(m, "clickscore_events_duplicate_total") > 0  # the crash case did happen
 
-    restored: dict[str, UserState | None] = {}
-    size = topic_size(kafka_bootstrap, changelog)
-    for key, value in consume(kafka_bootstrap, changelog, f"t-{uuid.uuid4().hex}", size):
-        restored[(key or b"").decode()] = decode_state(value)
+    owner = worker_factory.start(model_dir, name="b", partitions=1)  # empty data dir
+    assert owner.stop() == 0, owner.log_tail()  # ready: its recovery from the changelog is done
+    restored = _table(worker_factory.tmp / "data-b")
     records = [Record(k, v, "events", 0, i, None) for i, (k, v) in enumerate(keyed(events))]
     expected = process_batch(records, lambda _u, _i: None, load_model(model_dir), PipelineConfig())
     assert set(restored) == set(expected.writes)
