@@ -45,6 +45,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--users", type=int, default=3_000, help="distinct users in the events")
     parser.add_argument("--latency-seconds", type=float, default=15.0, help="per latency level")
     parser.add_argument(
+        "--latency-rates",
+        type=float,
+        nargs="+",
+        default=None,
+        metavar="EVENTS_PER_S",
+        help="feed these rates for latency instead of 25/50/75 %% of saturation",
+    )
+    parser.add_argument(
         "--also",
         action="append",
         default=[],
@@ -74,6 +82,7 @@ def run(args: argparse.Namespace) -> Result:
                     "model_version": manifest["model_version"],
                     "trained": trained,
                     "latency_levels": list(levels),
+                    "latency_rates": list(args.latency_rates or []),
                     "latency_seconds": seconds,
                     "worker_store": "rocksdb://",
                     "scores_topic": "off, then on (latency is measured with it on)",
@@ -90,6 +99,7 @@ def run(args: argparse.Namespace) -> Result:
             result.add("faust stateful agent (batches, table writes)", "throughput", stateful,
                        "events/s")  # fmt: skip
             case = _WorkerCases(result, bootstrap, model_dir, tmp, n, users, levels, seconds)
+            case.rates = tuple(args.latency_rates or ())
             sat_off, sat = case.run(topic, "", {})
             result.ratios["faust_noop_over_raw"] = noop / raw
             result.ratios["worker_over_raw"] = sat / raw
@@ -141,6 +151,7 @@ class _WorkerCases:
     ) -> None:
         self.result, self.bootstrap, self.model_dir, self.tmp = result, bootstrap, model_dir, tmp
         self.n, self.users, self.levels, self.seconds = n, users, levels, seconds
+        self.rates: tuple[float, ...] = ()  # absolute latency feeds (events/s), if given
 
     def run(
         self, topic: str, label: str, extra: dict[str, str], feed: float | None = None
@@ -163,8 +174,10 @@ class _WorkerCases:
         with _Worker(bootstrap, topic, self.model_dir, self.tmp, scores=True, extra=extra) as w:
             sat = w.drain(self.n)
             result.add(f"clickscore worker (saturation){tag}", "throughput", sat, "events/s")
-            _latency(result, w, bootstrap, topic, self.users, self.n, feed or sat, self.levels,
-                     self.seconds, tag)  # fmt: skip
+            base = feed or sat
+            levels = tuple(r / base for r in self.rates) if self.rates else self.levels
+            _latency(result, w, bootstrap, topic, self.users, self.n, base, levels, self.seconds,
+                     tag)  # fmt: skip
             result.add(f"clickscore worker{tag}", "rss", w.rss_bytes(), "bytes", users=self.users)
         return sat_off, sat
 
