@@ -226,11 +226,13 @@ def _latency(
         records = kt.events(count, users, start)
         start += count
         watcher = kt.ScoreLatency(bootstrap, worker.scores_topic)
+        before = worker.latency_buckets()
         try:
             sent = kt.produce(bootstrap, topic, records, rate=rate)
             latencies, got = watcher.collect(sent, timeout=60)
         finally:
             watcher.close()
+        inside = _diff(worker.latency_buckets(), before)
         if not latencies:
             raise BenchError(f"no score records came back at {level:.0%} load")
         ms = np.asarray(latencies) * 1000.0
@@ -238,6 +240,13 @@ def _latency(
         for q in (50, 95, 99):
             p = float(np.percentile(ms, q))
             result.add(f"end-to-end latency{tag}", f"p{q}", p, "ms", **params)
+        # The worker's own histogram over the same feed (record timestamp -> score or alert
+        # queued): is the tail inside the worker, or in the producer, reader and machine?
+        total = inside.get(float("inf"), 0.0)
+        for bound in (0.1, 0.5) if total else ():
+            share = 1.0 - inside.get(bound, 0.0) / total
+            result.add(f"worker-side latency{tag}", f"share_over_{bound * 1000:.0f}ms", share,
+                       "fraction", **params)  # fmt: skip
 
 
 class _Worker:
@@ -329,6 +338,21 @@ class _Worker:
             time.sleep(0.1)
         raise BenchError(f"worker did not consume {n} events in {timeout:.0f} s")
 
+    def latency_buckets(self) -> dict[float, float]:
+        """``clickscore_end_to_end_latency_seconds`` cumulative bucket counts, by upper bound."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2) as r:
+                text = r.read().decode()
+        except OSError:
+            return {}
+        out = {}
+        prefix = 'clickscore_end_to_end_latency_seconds_bucket{le="'
+        for line in text.splitlines():
+            if line.startswith(prefix):
+                bound, _, count = line[len(prefix) :].partition('"} ')
+                out[float(bound)] = float(count)  # float("+Inf") is inf
+        return out
+
     def rss_bytes(self) -> int:
         """The worker process's resident memory now."""
         assert self.proc is not None
@@ -336,6 +360,10 @@ class _Worker:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
         return 0
+
+
+def _diff(after: dict[float, float], before: dict[float, float]) -> dict[float, float]:
+    return {bound: count - before.get(bound, 0.0) for bound, count in after.items()}
 
 
 def _free_port() -> int:
