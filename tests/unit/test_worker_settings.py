@@ -217,3 +217,11 @@ def test_dead_letter_retention_defaults_to_two_weeks(model_dir: Path) -> None:
     assert load_settings(_env(model_dir)).dlq_retention_ms == 14 * 24 * 3_600_000
     with pytest.raises(SettingsError, match="CLICKSCORE_DLQ_RETENTION_HOURS=0: must be > 0"):
         load_settings(_env(model_dir, DLQ_RETENTION_HOURS="0"))
+
+
+def test_commit_every_reaches_fausts_setting(model_dir: Path) -> None:
+    from worker.runtime.app import _faust_app
+
+    s = load_settings(_env(model_dir, COMMIT_EVERY="123"))
+    assert (s.commit_every, load_settings(_env(model_dir)).commit_every) == (123, 10_000)
+    assert _faust_app(s).conf.broker_commit_every == 123
