@@ -45,6 +45,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--users", type=int, default=3_000, help="distinct users in the events")
     parser.add_argument("--latency-seconds", type=float, default=15.0, help="per latency level")
     parser.add_argument(
+        "--latency-rates",
+        type=float,
+        nargs="+",
+        default=None,
+        metavar="EVENTS_PER_S",
+        help="feed these rates for latency instead of 25/50/75 %% of saturation",
+    )
+    parser.add_argument(
         "--also",
         action="append",
         default=[],
@@ -74,6 +82,7 @@ def run(args: argparse.Namespace) -> Result:
                     "model_version": manifest["model_version"],
                     "trained": trained,
                     "latency_levels": list(levels),
+                    "latency_rates": list(args.latency_rates or []),
                     "latency_seconds": seconds,
                     "worker_store": "rocksdb://",
                     "scores_topic": "off, then on (latency is measured with it on)",
@@ -90,6 +99,7 @@ def run(args: argparse.Namespace) -> Result:
             result.add("faust stateful agent (batches, table writes)", "throughput", stateful,
                        "events/s")  # fmt: skip
             case = _WorkerCases(result, bootstrap, model_dir, tmp, n, users, levels, seconds)
+            case.rates = tuple(args.latency_rates or ())
             sat_off, sat = case.run(topic, "", {})
             result.ratios["faust_noop_over_raw"] = noop / raw
             result.ratios["worker_over_raw"] = sat / raw
@@ -141,6 +151,7 @@ class _WorkerCases:
     ) -> None:
         self.result, self.bootstrap, self.model_dir, self.tmp = result, bootstrap, model_dir, tmp
         self.n, self.users, self.levels, self.seconds = n, users, levels, seconds
+        self.rates: tuple[float, ...] = ()  # absolute latency feeds (events/s), if given
 
     def run(
         self, topic: str, label: str, extra: dict[str, str], feed: float | None = None
@@ -163,8 +174,10 @@ class _WorkerCases:
         with _Worker(bootstrap, topic, self.model_dir, self.tmp, scores=True, extra=extra) as w:
             sat = w.drain(self.n)
             result.add(f"clickscore worker (saturation){tag}", "throughput", sat, "events/s")
-            _latency(result, w, bootstrap, topic, self.users, self.n, feed or sat, self.levels,
-                     self.seconds, tag)  # fmt: skip
+            base = feed or sat
+            levels = tuple(r / base for r in self.rates) if self.rates else self.levels
+            _latency(result, w, bootstrap, topic, self.users, self.n, base, levels, self.seconds,
+                     tag)  # fmt: skip
             result.add(f"clickscore worker{tag}", "rss", w.rss_bytes(), "bytes", users=self.users)
         return sat_off, sat
 
@@ -213,11 +226,13 @@ def _latency(
         records = kt.events(count, users, start)
         start += count
         watcher = kt.ScoreLatency(bootstrap, worker.scores_topic)
+        before = worker.latency_buckets()
         try:
             sent = kt.produce(bootstrap, topic, records, rate=rate)
             latencies, got = watcher.collect(sent, timeout=60)
         finally:
             watcher.close()
+        inside = _diff(worker.latency_buckets(), before)
         if not latencies:
             raise BenchError(f"no score records came back at {level:.0%} load")
         ms = np.asarray(latencies) * 1000.0
@@ -225,6 +240,13 @@ def _latency(
         for q in (50, 95, 99):
             p = float(np.percentile(ms, q))
             result.add(f"end-to-end latency{tag}", f"p{q}", p, "ms", **params)
+        # The worker's own histogram over the same feed (record timestamp -> score or alert
+        # queued): is the tail inside the worker, or in the producer, reader and machine?
+        total = inside.get(float("inf"), 0.0)
+        for bound in (0.1, 0.5) if total else ():
+            share = 1.0 - inside.get(bound, 0.0) / total
+            result.add(f"worker-side latency{tag}", f"share_over_{bound * 1000:.0f}ms", share,
+                       "fraction", **params)  # fmt: skip
 
 
 class _Worker:
@@ -316,6 +338,21 @@ class _Worker:
             time.sleep(0.1)
         raise BenchError(f"worker did not consume {n} events in {timeout:.0f} s")
 
+    def latency_buckets(self) -> dict[float, float]:
+        """``clickscore_end_to_end_latency_seconds`` cumulative bucket counts, by upper bound."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2) as r:
+                text = r.read().decode()
+        except OSError:
+            return {}
+        out = {}
+        prefix = 'clickscore_end_to_end_latency_seconds_bucket{le="'
+        for line in text.splitlines():
+            if line.startswith(prefix):
+                bound, _, count = line[len(prefix) :].partition('"} ')
+                out[float(bound)] = float(count)  # float("+Inf") is inf
+        return out
+
     def rss_bytes(self) -> int:
         """The worker process's resident memory now."""
         assert self.proc is not None
@@ -323,6 +360,10 @@ class _Worker:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
         return 0
+
+
+def _diff(after: dict[float, float], before: dict[float, float]) -> dict[float, float]:
+    return {bound: count - before.get(bound, 0.0) for bound, count in after.items()}
 
 
 def _free_port() -> int:

@@ -13,6 +13,7 @@ import argparse
 import gc
 import statistics
 import tempfile
+import time
 from functools import partial
 from pathlib import Path
 
@@ -65,6 +66,8 @@ def run(args: argparse.Namespace) -> Result:
             templates[h] = _build_states(model, template_users, h)
             sizes = [len(v) for v in templates[h]]
             result.add("encoded state", "bytes_per_user", statistics.mean(sizes), "bytes", events=h)
+            # What the agent pays per user and batch for the table value (read, then write back).
+            result.add("decode + encode", "time_per_state", _codec_us(templates[h]), "us", events=h)
         floats = sum(_prod(shape) for shape in manifest["state"].values())
         result.add("recurrent tensors alone", "bytes_per_user", 4 * floats, "bytes")
         for n in users:
@@ -77,6 +80,20 @@ def run(args: argparse.Namespace) -> Result:
         f"(dedup window: {PipelineConfig().dedup_window} ids)"
     )
     return result
+
+
+def _codec_us(raws: list[bytes], rounds: int = 20) -> float:
+    """Median over ``rounds`` of the mean µs to decode and re-encode one of ``raws``."""
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for raw in raws:
+            state = decode_state(raw)
+            if state is None:
+                raise BenchError("a template state did not decode: the bench and worker disagree")
+            encode_state(state)
+        times.append((time.perf_counter() - started) / len(raws) * 1e6)
+    return statistics.median(times)
 
 
 def _prod(shape: list[int]) -> int:

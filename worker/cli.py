@@ -39,7 +39,7 @@ def run_worker(args: argparse.Namespace) -> int:
         return EXIT_BAD_SETTINGS
     from worker.runtime import event_loop
 
-    loop = event_loop.select(settings.event_loop)  # before the first import of faust
+    loop, why_not = event_loop.select(settings.event_loop)  # before the first import of faust
     # Heavy imports after the settings check, so a bad setting fails fast.
     import faust
     from prometheus_client import CollectorRegistry
@@ -64,8 +64,8 @@ def run_worker(args: argparse.Namespace) -> int:
         return EXIT_BAD_MODEL
     for warning in [*unknown, *settings.warnings()]:
         log.warning("%s", warning)
-    if loop != settings.event_loop:
-        log.warning("event loop: uvloop is not installed, running on asyncio's own loop")
+    if why_not:
+        log.warning("event loop: %s instead of %s: %s", loop, settings.event_loop, why_not)
     log.info("event loop: %s", loop)
     try:
         created = ensure_topics(settings)

@@ -79,6 +79,9 @@ class Settings(KafkaConnection, BaseSettings):
     model_poll_seconds: float = Field(5.0, gt=0, description="poll period for a new manifest")
     batch_size: int = Field(256, ge=1, description="micro-batch size")
     batch_max_wait_ms: int = Field(20, ge=1, description="max wait to fill a batch")
+    commit_every: int = Field(
+        10_000, ge=1, description="also commit offsets inline after this many events (Faust)"
+    )
     fetch_max_wait_ms: int = Field(
         1500, ge=0, le=60_000, description="longest a broker holds a fetch with no new records"
     )

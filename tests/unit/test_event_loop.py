@@ -13,9 +13,9 @@ from worker.runtime import event_loop
 _PROBE = """
 import sys
 from worker.runtime.event_loop import select
-used = select(sys.argv[1])
+used, why_not = select(sys.argv[1])
 import asyncio, faust
-print(used, type(asyncio.get_event_loop_policy()).__module__)
+print(used, type(asyncio.get_event_loop_policy()).__module__, repr(why_not))
 """
 
 
@@ -26,14 +26,15 @@ def test_faust_runs_on_the_chosen_loop(wanted: str, policy: str) -> None:
     out = subprocess.run(
         [sys.executable, "-c", _PROBE, wanted], capture_output=True, text=True, check=True
     )
-    assert out.stdout.split() == [wanted, policy]
+    assert out.stdout.split() == [wanted, policy, "''"]
 
 
-def test_choosing_after_faust_is_imported_is_refused() -> None:
-    import faust  # noqa: F401  # imported: a choice now would be silently ignored
+def test_after_faust_is_imported_the_loop_in_effect_is_reported() -> None:
+    import faust  # noqa: F401  # imported: the choice is made, whatever is asked now
 
-    with pytest.raises(event_loop.LoopSelectedTooLate):
-        event_loop.select("uvloop")
+    in_effect, _ = event_loop.select("asyncio")
+    other = "uvloop" if in_effect == "asyncio" else "asyncio"
+    assert event_loop.select(other) == (in_effect, "faust was imported before the loop was chosen")
 
 
 def test_without_uvloop_installed_it_falls_back_to_asyncio(
@@ -42,7 +43,7 @@ def test_without_uvloop_installed_it_falls_back_to_asyncio(
     monkeypatch.delitem(sys.modules, "faust", raising=False)
     monkeypatch.setattr(event_loop.importlib.util, "find_spec", lambda _name: None)
     monkeypatch.delenv("FAUST_LOOP", raising=False)
-    assert event_loop.select("uvloop") == "asyncio"
+    assert event_loop.select("uvloop") == ("asyncio", "uvloop is not installed")
     import os
 
     assert os.environ["FAUST_LOOP"] == "aio"

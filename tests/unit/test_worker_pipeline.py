@@ -267,6 +267,8 @@ def test_new_weights_with_the_same_shapes_reset_users_on_their_next_event(
     assert again and result.resets == len(again)
     assert all(s.state_spec == retrained.state_key for s in table.values())
     assert retrained.state_key != model.state_key
+    # Stored in every user's state: a short digest of shapes and weights, not their text.
+    assert len(model.state_key) == 16 and int(model.state_key, 16) >= 0
 
 
 def test_sweep_alerts_idle_users_once_per_last_event(model: Model) -> None:

@@ -229,3 +229,11 @@ def test_state_retention_defaults_to_90_days_and_warns_below_the_churn_idle_time
     (line,) = load_settings(_env(model_dir, STATE_RETENTION_HOURS="0.2")).warnings()  # 720 s
     assert "CLICKSCORE_STATE_RETENTION_HOURS=0.2 is not longer than" in line
     assert load_settings(_env(model_dir, STATE_RETENTION_HOURS="0.3")).warnings() == []
+
+
+def test_commit_every_reaches_fausts_setting(model_dir: Path) -> None:
+    from worker.runtime.app import _faust_app
+
+    s = load_settings(_env(model_dir, COMMIT_EVERY="123"))
+    assert (s.commit_every, load_settings(_env(model_dir)).commit_every) == (123, 10_000)
+    assert _faust_app(s).conf.broker_commit_every == 123

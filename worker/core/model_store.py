@@ -61,11 +61,13 @@ class Model:
         """The model-compatibility id stored with each user's tensors; another one is reset.
 
         The state shapes plus the step graph's sha256: hidden states computed by other weights
-        mean nothing to this graph even when the shapes match (a retrained model).
+        mean nothing to this graph even when the shapes match (a retrained model). Stored in
+        every user's state, so a 16-hex-digit BLAKE2b of both (not the readable 45 characters).
         """
         step_file = self.manifest["graphs"]["step"]["file"]
-        weights = str(self.manifest["files"][step_file]["sha256"])[:16]
-        return f"{spec_key(self.state_spec)}@{weights}"
+        weights = str(self.manifest["files"][step_file]["sha256"])
+        text = f"{spec_key(self.state_spec)}@{weights}".encode()
+        return hashlib.blake2b(text, digest_size=8).hexdigest()
 
 
 def fingerprint(directory: Path) -> str:

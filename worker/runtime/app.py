@@ -93,6 +93,10 @@ def _faust_app(settings: Settings) -> faust.App:
         web_port=settings.web_port,
         web_in_thread=False,
         consumer_auto_offset_reset="earliest",
+        # Offsets are committed every 2.8 s (broker_commit_interval) and, inline in the loop that
+        # hands records to the agent, every this many events: that commit flushes the producer
+        # while no record moves (bench/README.md).
+        broker_commit_every=settings.commit_every,
         # A batch queues hundreds of small records (changelog, scores, alerts); a few ms of linger
         # lets aiokafka send them in a handful of requests instead of one request per record.
         producer_linger=0.005,

@@ -9,6 +9,7 @@ bookkeeping of Faust and aiokafka (tasks, futures, socket reads) costs less on i
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import os
 import sys
@@ -18,16 +19,19 @@ EventLoop = Literal["uvloop", "asyncio"]
 _FAUST_NAMES = {"uvloop": "uvloop", "asyncio": "aio"}  # mode.loop.LOOPS' names
 
 
-class LoopSelectedTooLate(RuntimeError):
-    """``faust`` was imported before the loop was chosen: the choice would be ignored."""
+def select(wanted: EventLoop) -> tuple[EventLoop, str]:
+    """Set ``FAUST_LOOP`` for ``wanted``; the loop the worker will run on, and why not ``wanted``.
 
-
-def select(wanted: EventLoop) -> EventLoop:
-    """Set ``FAUST_LOOP`` for ``wanted`` (asyncio when uvloop is not installed); the loop used."""
+    Falls back to asyncio when uvloop is not installed. Once ``faust`` is imported the choice is
+    made: the loop already in effect is returned (a program that imports faust before calling
+    the worker's ``main``), with the reason, for the caller to log.
+    """
     if "faust" in sys.modules:
-        raise LoopSelectedTooLate("the event loop must be chosen before faust is imported")
-    used: EventLoop = wanted
+        policy = type(asyncio.get_event_loop_policy()).__module__
+        used: EventLoop = "uvloop" if policy.startswith("uvloop") else "asyncio"
+        return used, "" if used == wanted else "faust was imported before the loop was chosen"
     if wanted == "uvloop" and importlib.util.find_spec("uvloop") is None:
-        used = "asyncio"
-    os.environ["FAUST_LOOP"] = _FAUST_NAMES[used]
-    return used
+        os.environ["FAUST_LOOP"] = _FAUST_NAMES["asyncio"]
+        return "asyncio", "uvloop is not installed"
+    os.environ["FAUST_LOOP"] = _FAUST_NAMES[wanted]
+    return wanted, ""
