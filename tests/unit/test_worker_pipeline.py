@@ -317,3 +317,34 @@ def test_an_inconsistent_stored_state_is_reset_and_counted_not_raised(
     sweep_result = sweep([(user, table[user])], now_ms=T0_MS + 10**9, idle_ms=1, model=model,
                          cfg=PipelineConfig(), alerted=set(), batch_size=8)  # fmt: skip
     assert sweep_result.users == 1
+
+
+def test_the_sweep_scores_a_silence_at_its_last_checkpoint_not_its_raw_elapsed_time(
+    model: Model,
+) -> None:
+    import dataclasses
+
+    from training.sweep_rule import checkpoints
+
+    class Recorder:
+        """The model's scorer, noting the elapsed times the sweep asks the churn head about."""
+
+        def __init__(self, inner: Any) -> None:
+            self.inner, self.asked = inner, []
+
+        def churn(self, state: Any, elapsed: Any) -> Any:
+            self.asked.extend(elapsed.tolist())
+            return self.inner.churn(state, elapsed)
+
+    recorder = Recorder(model.scorer)
+    spy = dataclasses.replace(model, scorer=recorder)
+    events = make_events(30, users=3, seed=2)
+    table = Table()
+    _run(model, table, _records(keyed(events)), 30, PipelineConfig())
+    newest = max(e.ts_ms for e in events)
+    kwargs: dict[str, Any] = {"model": spy, "cfg": PipelineConfig(), "batch_size": 8}
+    sweep(table.items(), now_ms=newest + 5_000_000, idle_ms=60_000, alerted=set(), **kwargs)
+    points = checkpoints(60.0, model.churn_seconds)  # 60 s doubling: ..., 3840, 7680, ...
+    assert len(recorder.asked) == 3
+    assert recorder.asked == [3840.0] * 3  # every user silent ~5000 s: the 3840 s checkpoint
+    assert set(recorder.asked) <= set(points.tolist())

@@ -6,6 +6,10 @@ is the wall clock (minus pipeline delay); on a replay of old data it follows the
 does not mark every user idle at once; and a producer whose clock runs ahead cannot move it into
 the future, where every other user would look idle (a flood of churn alerts).
 
+A silence is scored at the checkpoints of :mod:`training.sweep_rule` (idle time doubling up to
+the churn horizon), the largest one reached, not at the raw elapsed time: training counts the
+same points when it sets the churn threshold, so the alert budget covers the sweep's alerts too.
+
 A timer cannot write the table (Faust needs a current event to pick the partition), so the sweep
 remembers in memory which ``(user, last_event_id)`` already got a sweep alert. After a restart that
 memory is empty and a repeat alert may be sent: it carries the same ``alert_id`` (derived from the
@@ -21,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from schemas.event import MAX_TS_MS, MIN_TS_MS
+from training.sweep_rule import checkpoints, scored_elapsed
 from worker.core.alerts import alert_record, may_fire
 from worker.core.model_store import Model
 from worker.core.records import Emit, PipelineConfig
@@ -91,10 +96,10 @@ def sweep(
             continue
         batch.append((user, state))
         if len(batch) >= batch_size:
-            _score(batch, now_ms, model, cfg, current, result)
+            _score(batch, now_ms, idle_ms, model, cfg, current, result)
             batch = []
     if batch:
-        _score(batch, now_ms, model, cfg, current, result)
+        _score(batch, now_ms, idle_ms, model, cfg, current, result)
     alerted.intersection_update(current)
     alerted.update(current)
     return result
@@ -103,6 +108,7 @@ def sweep(
 def _score(
     batch: list[tuple[str, UserState]],
     now_ms: int,
+    idle_ms: int,
     model: Model,
     cfg: PipelineConfig,
     alerted: set[tuple[str, str]],
@@ -111,7 +117,10 @@ def _score(
     arrays = [state_arrays(s, model.state_spec, model.state_key)[0] for _, s in batch]
     stacked = {n: np.stack([a[n] for a in arrays]) for n in model.state_spec}  # (B, *shape)
     idle_s = np.array([(now_ms - (s.ctx.last_ts_ms or 0)) / 1000.0 for _, s in batch])  # (B,)
-    p_churn = model.scorer.churn(stacked, idle_s.astype(np.float32))  # (B,)
+    # Every user here is idle for at least the idle time, the first checkpoint: no NaN.
+    points = checkpoints(idle_ms / 1000.0, model.churn_seconds)
+    at = scored_elapsed(idle_s, points)  # (B,) the checkpoint each silence has reached
+    p_churn = model.scorer.churn(stacked, at.astype(np.float32))  # (B,)
     result.rescored += len(batch)
     threshold = model.thresholds["churn"]
     for (user, state), p, idle in zip(batch, p_churn, idle_s, strict=True):
