@@ -147,6 +147,7 @@ def sweep_alerts(
     share = np.unique(groups[hit]).size / max(np.unique(groups).size, 1)
     return {
         "reached": bool(hit.any()),  # False: no row would alert at this threshold
+        "alerts": int(hit.sum()),  # rows alerted: what the precision below rests on
         "precision": round(float(y[hit].mean()), 5) if hit.any() else None,
         "recall": round(float(y[hit].sum()) / max(int(y.sum()), 1), 5),
         "alert_share": round(float(share), 5),

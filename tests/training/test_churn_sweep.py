@@ -74,7 +74,7 @@ def test_a_checkpoint_past_the_next_event_never_alerts_and_one_alert_per_silence
     got = sweep_alerts(y, p_event, sweep, np.arange(3), threshold=0.8)
     assert got["alert_share"] == round(2 / 3, 5)
     assert got["sweep_alerts"] == 0.5  # row 0 by the sweep, row 2 at its event
-    assert got["precision"] == 1.0 and got["recall"] == 1.0
+    assert got["precision"] == 1.0 and got["recall"] == 1.0 and got["alerts"] == 2
 
 
 def test_sweep_rows_are_the_step_graphs_churn_scores_at_the_checkpoints() -> None:
