@@ -121,12 +121,13 @@ def _sweep_chooser(
         on_test = sweep_alerts(
             y[test], score(test), select(sweep, test), rows.user[test] * 100_000 + rows.day[test], t
         )
-        # test_precision/recall: the demo's verdict reads them before the report's event rows.
-        extra = {"test_precision": on_test["precision"], "test_recall": on_test["recall"]}
         return t, rule | {
             "sweep_checkpoints_seconds": points.tolist(),
             "test_with_sweep": on_test,
-        } | extra
+            # The verdict (train's and the demo's notes) reads these before the report's event rows.
+            "test_precision": on_test["precision"],
+            "test_recall": on_test["recall"],
+        }
 
     return choose
 

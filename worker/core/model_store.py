@@ -58,7 +58,7 @@ class Model:
 
     @cached_property  # the sweep reads it every round: derive it once per model
     def churn_seconds(self) -> float:
-        """The churn horizon D the model was trained for (the sweep's last checkpoint)."""
+        """The churn horizon D the model was trained for (the sweep's checkpoints stay under it)."""
         return float(self.manifest["horizons"]["churn_seconds"])
 
     @cached_property  # read for every event and every swept user: derive it once per model

@@ -6,9 +6,10 @@ is the wall clock (minus pipeline delay); on a replay of old data it follows the
 does not mark every user idle at once; and a producer whose clock runs ahead cannot move it into
 the future, where every other user would look idle (a flood of churn alerts).
 
-A silence is scored at the checkpoints of :mod:`training.sweep_rule` (idle time doubling up to
-the churn horizon), the largest one reached, not at the raw elapsed time: training counts the
-same points when it sets the churn threshold, so the alert budget covers the sweep's alerts too.
+A silence is scored at the checkpoints of :mod:`training.sweep_rule` (the idle time, doubling
+while under the churn horizon), the largest one reached, not at the raw elapsed time: training
+counts the same points when it sets the churn threshold, so the alert budget covers the sweep's
+alerts too.
 
 A timer cannot write the table (Faust needs a current event to pick the partition), so the sweep
 remembers in memory which ``(user, last_event_id)`` already got a sweep alert. After a restart that
