@@ -86,6 +86,7 @@ def operating_point(
     positives = max(int(y.sum()), 1)
     rule |= {
         "reached": bool(hit.any()),  # False: no validation row would alert at this threshold
+        "expected_alerts": int(hit.sum()),  # validation rows alerted: what the precision rests on
         "expected_precision": round(float(y[hit].mean()), 5) if hit.any() else None,
         "expected_recall": round(float(y[hit].sum()) / positives, 5),
         "expected_alert_share": round(float(alerted), 5),

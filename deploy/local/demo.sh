@@ -168,8 +168,9 @@ ACTIVE_DAYS=$(cut -d, -f2,3 "$VAR/event-days.txt" | sort -u | wc -l)
 expected() {
   "$PY" -c 'import json, sys
 r = json.load(open(sys.argv[1]))["threshold_rule"][sys.argv[2]]
-p = r.get("expected_precision")
-print("%.1f %% expected, precision %s" % (100 * r["expected_alert_share"], "n/a" if p is None else "%.2f" % p))' \
+p, n = r.get("expected_precision"), r.get("expected_alerts")
+print("%.1f %% expected, precision %s" % (100 * r["expected_alert_share"], "n/a" if p is None else "%.2f" % p)
+      + ("" if n is None else " of %d alerts" % n))' \
     "$MODEL/manifest.json" "$1"
 }
 while IFS=$'\t' read -r head auc; do

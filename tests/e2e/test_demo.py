@@ -57,7 +57,7 @@ def test_demo_runs_the_whole_loop_and_stops_everything(tmp_path: Path) -> None:
     summary = (
         r"^{}: (\d+) alerts to (\d+) of (\d+) users \([0-9.]+ %\), (\d+) on a user's first event; "
         r"([0-9.]+) % of (\d+) active user-days \(validation: ([0-9.]+) % expected, precision "
-        r"(?:[0-9.]+|n/a)\); test ROC-AUC [0-9.]+ "
+        r"(?:[0-9.]+|n/a)(?: of \d+ alerts)?\); test ROC-AUC [0-9.]+ "
     )
     for head in ("propensity", "churn"):
         line = re.search(summary.format(head) + r"\(best baseline \w+ [0-9.]+\)$", out, re.M)
