@@ -118,7 +118,7 @@ def sweep_operating_point(
         "the churn sweep's alerts (lowest threshold within it on validation rows)",
         "budget": budget,
     }
-    if precision_floor is not None:
+    if precision_floor is not None:  # judged on event rows only, as without the sweep
         floor, how = choose_threshold(y, p_event, precision_floor)
         rule["precision_floor"] = precision_floor
         if how["reached"] and floor > threshold:
