@@ -348,3 +348,18 @@ def test_the_sweep_scores_a_silence_at_its_last_checkpoint_not_its_raw_elapsed_t
     assert len(recorder.asked) == 3
     assert recorder.asked == [3840.0] * 3  # every user silent ~5000 s: the 3840 s checkpoint
     assert set(recorder.asked) <= set(points.tolist())
+
+
+def test_a_worker_sweeping_from_another_idle_time_than_training_assumed_is_warned(
+    model: Model,
+) -> None:
+    import dataclasses
+
+    from worker.core.sweep import idle_mismatch
+
+    rule = {"churn": {"sweep_checkpoints_seconds": [900.0, 1800.0]}}
+    counted = dataclasses.replace(model, manifest={**model.manifest, "threshold_rule": rule})
+    note = idle_mismatch(counted, 600.0)
+    assert note and "CLICKSCORE_CHURN_IDLE_SECONDS=600" in note and "900 s" in note
+    assert idle_mismatch(counted, 900.0) is None
+    assert idle_mismatch(model, 600.0) is None  # a model from before the sweep was counted

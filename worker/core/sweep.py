@@ -55,6 +55,23 @@ class SweepClock:
         return min(self._newest_ms + int((wall - self._seen_at) * 1000), int(wall * 1000))
 
 
+def idle_mismatch(model: Model, idle_s: float) -> str | None:
+    """A warning when the model's churn threshold counted a sweep from another idle time.
+
+    Training replays the sweep from its assumed idle time (the manifest's first checkpoint); a
+    worker sweeping from another one sends more or fewer churn alerts than the budget allows.
+    """
+    rule = (model.manifest.get("threshold_rule") or {}).get("churn")
+    points = rule.get("sweep_checkpoints_seconds") if isinstance(rule, dict) else None
+    if not points or float(points[0]) == idle_s:
+        return None  # the same rule, or a model from before the sweep was counted
+    return (
+        f"CLICKSCORE_CHURN_IDLE_SECONDS={idle_s:g}, but model {model.version} set its churn "
+        f"threshold for a sweep from {float(points[0]):g} s of silence: its churn alerts will "
+        "not match the alert budget"
+    )
+
+
 @dataclass
 class SweepResult:
     """Alerts from one sweep, and how many users were looked at / re-scored."""

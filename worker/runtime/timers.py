@@ -11,7 +11,7 @@ import faust
 import msgspec
 
 from worker.core.state import decode_state
-from worker.core.sweep import sweep
+from worker.core.sweep import idle_mismatch, sweep
 from worker.runtime.context import Runtime
 
 log = logging.getLogger("worker")
@@ -39,6 +39,8 @@ def add_model_poll(app: faust.App, rt: Runtime) -> None:
             model = store.current
             metrics.set_model(model.version, model.featurizer_version, model.scorer.provider)
             log.info("model loaded: %s (hot swap)", model.version)
+            if note := idle_mismatch(model, rt.settings.churn_idle_seconds):
+                log.warning(note)
         else:
             log.error("model refused, still serving %s: %s", store.current.version, detail)
 
