@@ -13,12 +13,13 @@ import numpy as np
 from schemas.event import Event
 from training import baselines as bl
 from training.bootstrap import auc_interval, delta_interval
+from training.churn_sweep import select, sweep_rows
 from training.evaluate import metrics
 from training.export import file_digest, write_artifact
 from training.labels import DAY_S, TEST, TRAIN, VALID, LabelledData, build_labels
 from training.reference import reference
 from training.report import HEADS, write_report
-from training.thresholds import operating_point
+from training.thresholds import operating_point, sweep_alerts, sweep_operating_point
 from training.train import PRESETS, TrainConfig, fit, fold_calibration, platt, predict_logits
 
 _KEY = {"propensity": "prop", "churn": "churn"}
@@ -67,15 +68,26 @@ def train_config(
     return cfg
 
 
+Chooser = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[float, dict[str, Any]]]
+
+
 def _evaluate_scorer(
     y: np.ndarray, score: Callable[[np.ndarray], np.ndarray], sel: dict[str, np.ndarray],
-    rows: Rows, cfg: TrainConfig,
+    rows: Rows, cfg: TrainConfig, choose: Chooser | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """Threshold on validation by the alert budget; test metrics with 95 % user-bootstrap CIs."""
+    """Threshold on validation by the alert budget; test metrics with 95 % user-bootstrap CIs.
+
+    ``choose(val, p_val, groups)`` replaces the event-only rule (the churn head's sweep rule).
+    """
     val = sel["validation"]
     p_val = score(val)
     groups = rows.user[val] * 100_000 + rows.day[val]  # one group per user-day
-    threshold, rule = operating_point(y[val], p_val, groups, cfg.alert_budget, cfg.precision_floor)
+    if choose is None:
+        threshold, rule = operating_point(
+            y[val], p_val, groups, cfg.alert_budget, cfg.precision_floor
+        )
+    else:
+        threshold, rule = choose(val, p_val, groups)
     entry: dict[str, Any] = {}
     for name in ("test", "test_unseen_users"):
         idx = sel[name]
@@ -87,6 +99,38 @@ def _evaluate_scorer(
     entry["validation"] = metrics(y[val], p_val, threshold, "validation")
     entry["operating_point"] = {**rule, "threshold": threshold}
     return entry
+
+
+def _sweep_chooser(
+    model: Any, data: LabelledData, calib: tuple[float, float], y: np.ndarray,
+    score: Callable[[np.ndarray], np.ndarray], sel: dict[str, np.ndarray], rows: Rows,
+    cfg: TrainConfig,
+) -> Chooser:  # fmt: skip
+    """The churn head's rule: the budget counts the worker's sweep alerts (training/churn_sweep).
+
+    The record also says what event and sweep alerts give together on the test split.
+    """
+    points, sweep = sweep_rows(model, data, calib)
+
+    def choose(
+        val: np.ndarray, p_val: np.ndarray, groups: np.ndarray
+    ) -> tuple[float, dict[str, Any]]:
+        t, rule = sweep_operating_point(
+            y[val], p_val, select(sweep, val), groups, cfg.alert_budget, cfg.precision_floor
+        )
+        test = sel["test"]
+        on_test = sweep_alerts(
+            y[test], score(test), select(sweep, test), rows.user[test] * 100_000 + rows.day[test], t
+        )
+        return t, rule | {
+            "sweep_checkpoints_seconds": points.tolist(),
+            "test_with_sweep": on_test,
+            # The verdict (train's and the demo's notes) reads these before the report's event rows.
+            "test_precision": on_test["precision"],
+            "test_recall": on_test["recall"],
+        }
+
+    return choose
 
 
 def _deltas(
@@ -158,8 +202,12 @@ def run_training(
         for name, (fn, _) in [*learned.items(), ("rule", (rule_fn, rule_info))]:
             scorers[name] = lambda idx, fn=fn: fn(feats[idx])
         metrics_out[head], curves[head] = {}, {}
+        choose = None
+        if head == "churn":
+            choose = _sweep_chooser(model, data, calib[head], y, scorers["cnn_rnn"], sel, rows, cfg)
         for name, score in scorers.items():
-            entry = _evaluate_scorer(y, score, sel, rows, cfg)
+            own = choose if name == "cnn_rnn" else None  # baselines have no elapsed input
+            entry = _evaluate_scorer(y, score, sel, rows, cfg, own)
             if name in params:
                 entry["tuning"] = params[name]
             metrics_out[head][name] = entry

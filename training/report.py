@@ -59,6 +59,19 @@ def _fmt(value: Any) -> str:
     return "–" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
+def _sweep_line(rule: dict[str, Any]) -> str:
+    """The churn rule's sweep figures: what the event-only rule would have sent, and test."""
+    old, test = rule["event_only"], rule["test_with_sweep"]
+    return (
+        f"Counting the churn sweep: {_fmt(rule.get('expected_alerts'))} validation alerts, "
+        f"{_fmt(rule.get('expected_sweep_alerts'))} of them from the sweep; the event-only "
+        f"rule's threshold {_fmt(old['threshold'])} would alert "
+        f"{_fmt(old['alert_share_with_sweep'])} of user-days. On test, event and sweep alerts: "
+        f"{_fmt(test.get('alerts'))} alerts, precision {_fmt(test['precision'])}, recall "
+        f"{_fmt(test['recall'])}, users alerted per day {_fmt(test['alert_share'])}."
+    )
+
+
 def _ci(m: dict[str, Any]) -> str:
     ci = m.get("roc_auc_ci")
     return "–" if not ci else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
@@ -124,6 +137,10 @@ def write_report(
             f"recall {_fmt(rule.get('expected_recall'))}, users alerted per day "
             f"{_fmt(rule.get('expected_alert_share'))}.",
         ]
+        if isinstance(rule.get("event_only"), dict) and isinstance(
+            rule.get("test_with_sweep"), dict
+        ):
+            md.append(_sweep_line(rule))
         for split, deltas in metrics[head]["cnn_rnn"].get("delta_ci", {}).items():
             md.append(
                 f"- ROC-AUC of cnn_rnn minus baseline on {split} (95 % CI, users paired): "

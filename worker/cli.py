@@ -107,6 +107,7 @@ def _open_model(settings: Settings, metrics: Metrics) -> ModelStore | None:
     """The model store, or None once the refusal is printed (the worker must not start)."""
     from training.artifact import ArtifactError
     from worker.core.model_store import ModelStore
+    from worker.core.sweep import idle_mismatch
 
     try:
         store = ModelStore.open(settings.model_dir)
@@ -125,6 +126,8 @@ def _open_model(settings: Settings, metrics: Metrics) -> ModelStore | None:
         model.directory,
         model.scorer.provider,
     )
+    if note := idle_mismatch(model, settings.churn_idle_seconds):
+        log.warning(note)
     return store
 
 

@@ -111,6 +111,9 @@ rm -rf "$VAR/worker"
 export CLICKSCORE_KAFKA_BOOTSTRAP=$BOOTSTRAP CLICKSCORE_MODEL_DIR=$MODEL
 export CLICKSCORE_DATA_DIR=$VAR/worker CLICKSCORE_WEB_PORT=$WEB_PORT CLICKSCORE_WEB_HOST=127.0.0.1
 export CLICKSCORE_PARTITIONS=${CLICKSCORE_PARTITIONS:-4}
+# The replay squeezes days into DEMO_SECONDS; a sweep every minute would look at the silences once
+# or twice. Every second it sees them about as often, in data time, as a live worker would.
+export CLICKSCORE_CHURN_SWEEP_INTERVAL_SECONDS=${CLICKSCORE_CHURN_SWEEP_INTERVAL_SECONDS:-1}
 "$PY" -m worker run >"$VAR/worker.log" 2>&1 &
 WORKER_PID=$!
 URL=http://127.0.0.1:$WEB_PORT
@@ -135,7 +138,7 @@ for ((i = 0; i < 60; i++)); do
   [[ ${consumed:-0} -ge $N_EVENTS ]] && break
   sleep 0.5
 done
-sleep 1
+sleep 2 # one more sweep after the last event, and its alerts to the view
 stop_pid "$WATCH_PID" 5 # SIGTERM: the view ends cleanly with its last table
 WATCH_PID=""
 cat "$VAR/replay.log"
@@ -145,8 +148,9 @@ say "metrics (from $URL/metrics)"
 curl -sf "$URL/metrics" >"$VAR/metrics.txt" || true
 grep -E '^clickscore_(events_consumed_total|events_scored_total|events_dead_lettered_total|alerts_emitted_total|users_in_state|end_to_end_latency_seconds_(count|sum))(\{[^}]*\})? ' "$VAR/metrics.txt" || true
 
-# The closing summary: per head, alerts sent, share of users alerted, and the model's test ROC-AUC
-# beside its best baseline's; then what the training report would otherwise bury.
+# The closing summary: per head, alerts sent, share of users alerted, share of active user-days
+# alerted beside what training expected, and the model's test ROC-AUC beside its best baseline's;
+# then what the training report would otherwise bury.
 metric() { awk -v n="$1" '$1 == n || index($1, n "{") == 1 {s += $2} END {printf "%d", s}' "$VAR/metrics.txt"; }
 "$PY" -m worker alerts --bootstrap "$BOOTSTRAP" >"$VAR/alerts.txt" # one line per alert (not a tty)
 "$PY" -m training.verdict --heads "$MODEL" >"$VAR/heads.txt"
@@ -156,12 +160,30 @@ echo "events: $(metric clickscore_events_consumed_total) consumed, $(metric clic
 # Each user's first event id (the simulator writes events in time order): an alert on it was
 # decided from one event of history, which says more about the threshold than about the user.
 awk -F, 'NR > 1 && !($2 in seen) {seen[$2] = 1; print $1}' "$EVENTS" >"$VAR/first-events.txt"
+# The budget's unit: a user-day with an event is active; it is alerted when an alert names one of
+# its events (a sweep alert names the event that began the silence). Beside it, what training
+# expected on validation at this threshold (threshold_rule in the manifest).
+awk -F, 'NR > 1 {print $1 "," $2 "," int($4 / 86400000)}' "$EVENTS" >"$VAR/event-days.txt"
+ACTIVE_DAYS=$(cut -d, -f2,3 "$VAR/event-days.txt" | sort -u | wc -l)
+expected() {
+  "$PY" -c 'import json, sys
+r = json.load(open(sys.argv[1]))["threshold_rule"][sys.argv[2]]
+p, n = r.get("expected_precision"), r.get("expected_alerts")
+print("%.1f %% expected, precision %s" % (100 * r["expected_alert_share"], "n/a" if p is None else "%.2f" % p)
+      + ("" if n is None else " of %d alerts" % n))' \
+    "$MODEL/manifest.json" "$1"
+}
 while IFS=$'\t' read -r head auc; do
   sent=$(awk -v t="$head" '$1 == t' "$VAR/alerts.txt" | wc -l)
   alerted=$(awk -v t="$head" '$1 == t {print $2}' "$VAR/alerts.txt" | sort -u | wc -l)
   share=$(awk -v a="$alerted" -v n="$USERS_SEEN" 'BEGIN {printf "%.1f", n ? 100 * a / n : 0}')
   first=$(awk -v t="$head" 'NR == FNR {f["event=" $0] = 1; next}
     $1 == t {for (i = 2; i <= NF; i++) if ($i in f) n++} END {print n + 0}' "$VAR/first-events.txt" "$VAR/alerts.txt")
-  echo "$head: $sent alerts to $alerted of $USERS_SEEN users ($share %), $first on a user's first event; $auc"
+  days=$(awk -v t="$head" 'NR == FNR {d["event=" $1] = $2 "," $3; next}
+    $1 == t {for (i = 2; i <= NF; i++) if ($i in d) print d[$i]}' FS=, "$VAR/event-days.txt" FS=' ' "$VAR/alerts.txt" |
+    sort -u | wc -l)
+  day_share=$(awk -v a="$days" -v n="$ACTIVE_DAYS" 'BEGIN {printf "%.1f", n ? 100 * a / n : 0}')
+  echo "$head: $sent alerts to $alerted of $USERS_SEEN users ($share %), $first on a user's first event;" \
+    "$day_share % of $ACTIVE_DAYS active user-days (validation: $(expected "$head")); $auc"
 done <"$VAR/heads.txt"
 "$PY" -m training.verdict "$MODEL" | sed 's/^/note: /'

@@ -31,7 +31,9 @@ def test_demo_runs_the_whole_loop_and_stops_everything(tmp_path: Path) -> None:
         "DEMO_USERS": "100",
         "DEMO_DAYS": "8",
         "DEMO_SECONDS": "10",
-        "DEMO_PRESET": "tiny",
+        # tiny trains in seconds; DEMO_TEST_PRESET=quick runs the real demo's model (minutes),
+        # whose churn head rises with silence: the case the sweep-aware threshold is for.
+        "DEMO_PRESET": os.environ.get("DEMO_TEST_PRESET", "tiny"),
     }
     env = {k: v for k, v in env.items() if not k.startswith("CLICKSCORE_")}
     done = subprocess.run(
@@ -54,12 +56,18 @@ def test_demo_runs_the_whole_loop_and_stops_everything(tmp_path: Path) -> None:
     users = int(_metric(out, "clickscore_users_in_state"))
     summary = (
         r"^{}: (\d+) alerts to (\d+) of (\d+) users \([0-9.]+ %\), (\d+) on a user's first event; "
-        r"test ROC-AUC [0-9.]+ "
+        r"([0-9.]+) % of (\d+) active user-days \(validation: ([0-9.]+) % expected, precision "
+        r"(?:[0-9.]+|n/a)(?: of \d+ alerts)?\); test ROC-AUC [0-9.]+ "
     )
     for head in ("propensity", "churn"):
         line = re.search(summary.format(head) + r"\(best baseline \w+ [0-9.]+\)$", out, re.M)
         assert line, out[-3000:]
         sent, alerted = int(line.group(1)), int(line.group(2))
+        # Few alerts: the replay's alerted share of user-days (event and sweep alerts) stays near
+        # what the manifest's rule expects on validation; the event-only churn threshold, blind
+        # to the sweep, alerted several times that (most users, by the sweep).
+        day_share, expected = float(line.group(5)), float(line.group(7))
+        assert day_share <= 2 * expected + 2.0, line.group(0)
         emitted = re.findall(rf'^clickscore_alerts_emitted_total{{alert_type="{head}",.*}} (\S+)$',
                              out, re.M)  # fmt: skip
         assert sent == sum(float(v) for v in emitted)

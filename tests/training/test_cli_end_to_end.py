@@ -39,6 +39,12 @@ def test_simulate_train_score(tmp_path: Path) -> None:
     validate("manifest", manifest)
     assert manifest["horizons"] == {"propensity_seconds": 86400.0, "churn_seconds": 259200.0}
     assert manifest["threshold_rule"]["propensity"]["rule"]
+    # The churn threshold counts the sweep, at the checkpoints the worker scores (3-day horizon).
+    churn = manifest["threshold_rule"]["churn"]
+    assert churn["sweep_checkpoints_seconds"] == [900.0 * 2**k for k in range(9)]
+    assert churn["expected_alert_share"] <= churn["budget"]
+    assert churn["threshold"] == manifest["thresholds"]["churn"]
+    assert "Counting the churn sweep" in (model_dir / "report" / "report.md").read_text()
     metrics = json.loads((model_dir / "report" / "metrics.json").read_text())
     for head in ("propensity", "churn"):
         assert set(metrics[head]) == {"cnn_rnn", "logreg", "hgb", "rule"}

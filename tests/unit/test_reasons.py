@@ -11,6 +11,7 @@ import schemas
 from tests.worker_artifacts import T0_MS, keyed, make_events, shared_artifact
 from training.feature_groups import GROUP_COLUMNS, GROUPS
 from training.featurizer import FEATURE_NAMES, featurize
+from training.sweep_rule import checkpoints, scored_elapsed
 from worker.core.micro_batch import PipelineConfig, Record, process_batch
 from worker.core.model_store import Model, load_model
 from worker.core.state import UserState, state_arrays
@@ -109,7 +110,9 @@ def test_sweep_reasons_are_what_the_silence_and_the_last_row_contribute(model: M
         assert 1 <= len(reasons) <= 3
         for r in reasons:
             state = {n: a.copy()[None] for n, a in arrays.items()}
-            idle = alert.doc["idle_seconds"]
+            # scored where the sweep scored it: the last checkpoint the silence reached
+            points = checkpoints(1.0, model.churn_seconds)
+            idle = float(scored_elapsed(np.asarray([alert.doc["idle_seconds"]]), points)[0])
             if r["group"] == "silence":
                 idle = 0.0
             else:

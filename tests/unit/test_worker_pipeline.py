@@ -436,3 +436,49 @@ def test_duplicate_alerts_are_bounded_by_one_per_redelivery_of_the_trigger(model
         result = sweep(quiet.items(), alerted=alerted, **kwargs)
         swept.update(a.doc["alert_id"] for a in result.alerts)
     assert len(swept) == 6 and set(swept.values()) == {2}  # each user: once per process
+
+
+def test_the_sweep_scores_a_silence_at_its_last_checkpoint_not_its_raw_elapsed_time(
+    model: Model,
+) -> None:
+    import dataclasses
+
+    from training.sweep_rule import checkpoints
+
+    class Recorder:
+        """The model's scorer, noting the elapsed times the sweep asks the churn head about."""
+
+        def __init__(self, inner: Any) -> None:
+            self.inner, self.asked = inner, []
+
+        def churn(self, state: Any, elapsed: Any) -> Any:
+            self.asked.extend(elapsed.tolist())
+            return self.inner.churn(state, elapsed)
+
+    recorder = Recorder(model.scorer)
+    spy = dataclasses.replace(model, scorer=recorder)
+    events = make_events(30, users=3, seed=2)
+    table = Table()
+    _run(model, table, _records(keyed(events)), 30, PipelineConfig())
+    newest = max(e.ts_ms for e in events)
+    kwargs: dict[str, Any] = {"model": spy, "cfg": PipelineConfig(), "batch_size": 8}
+    sweep(table.items(), now_ms=newest + 5_000_000, idle_ms=60_000, alerted=set(), **kwargs)
+    points = checkpoints(60.0, model.churn_seconds)  # 60 s doubling: ..., 3840, 7680, ...
+    assert len(recorder.asked) == 3
+    assert recorder.asked == [3840.0] * 3  # every user silent ~5000 s: the 3840 s checkpoint
+    assert set(recorder.asked) <= set(points.tolist())
+
+
+def test_a_worker_sweeping_from_another_idle_time_than_training_assumed_is_warned(
+    model: Model,
+) -> None:
+    import dataclasses
+
+    from worker.core.sweep import idle_mismatch
+
+    rule = {"churn": {"sweep_checkpoints_seconds": [900.0, 1800.0]}}
+    counted = dataclasses.replace(model, manifest={**model.manifest, "threshold_rule": rule})
+    note = idle_mismatch(counted, 600.0)
+    assert note and "CLICKSCORE_CHURN_IDLE_SECONDS=600" in note and "900 s" in note
+    assert idle_mismatch(counted, 900.0) is None
+    assert idle_mismatch(model, 600.0) is None  # a model from before the sweep was counted

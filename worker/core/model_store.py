@@ -56,6 +56,11 @@ class Model:
         t = self.manifest["thresholds"]
         return {"propensity": float(t["propensity"]), "churn": float(t["churn"])}
 
+    @cached_property  # the sweep reads it every round: derive it once per model
+    def churn_seconds(self) -> float:
+        """The churn horizon D the model was trained for (the sweep's checkpoints stay under it)."""
+        return float(self.manifest["horizons"]["churn_seconds"])
+
     @cached_property  # read for every event and every swept user: derive it once per model
     def state_key(self) -> str:
         """The model-compatibility id stored with each user's tensors; another one is reset.

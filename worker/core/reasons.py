@@ -62,8 +62,15 @@ def sweep_reasons(
     state: Mapping[str, np.ndarray],
     idle_seconds: float,
     ctx: FeatureContext,
+    scored_seconds: float | None = None,
 ) -> list[Reason]:
-    """Top reasons for a sweep's churn alert: the silence, and the last event's feature groups."""
+    """Top reasons for a sweep's churn alert: the silence, and the last event's feature groups.
+
+    ``scored_seconds`` is the elapsed time the alert's score was computed at (the sweep's
+    checkpoint, :mod:`training.sweep_rule`); the occluded rows are scored there too, so each
+    contribution is a difference at one elapsed time. The words quote the real silence.
+    """
+    at = idle_seconds if scored_seconds is None else scored_seconds
     minutes = idle_seconds / 60.0
     groups = [("silence", f"no activity for {minutes:.0f} min")]
     batches = [dict(state)]
@@ -72,7 +79,7 @@ def sweep_reasons(
         last = state[LAST_ROW_STATE]  # (K-1, F)
         for g, occluded_row in zip(GROUP_COLUMNS, occluded_rows(last[-1]), strict=True):
             batches.append({**state, LAST_ROW_STATE: np.vstack([last[:-1], occluded_row[None]])})
-            elapsed.append(idle_seconds)
+            elapsed.append(at)
             groups.append((g, describe(g, None, ctx)))
     stacked = {n: np.stack([b[n] for b in batches]) for n in state}  # (G+1, *shape)
     occluded = scorer.churn(stacked, np.asarray(elapsed, dtype=np.float32))  # (G+1,)

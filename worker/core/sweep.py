@@ -9,6 +9,11 @@ the future, where every other user would look idle (a flood of churn alerts).
 Outcomes (worker/core/outcomes.py) decided by the sweep's clock, and the outcome of a sweep alert,
 are resolved by the agent too: the sweep sends it a ``resolve`` control record with its clock.
 
+A silence is scored at the checkpoints of :mod:`training.sweep_rule` (the idle time, doubling
+while under the churn horizon), the largest one reached, not at the raw elapsed time: training
+counts the same points when it sets the churn threshold, so the alert budget covers the sweep's
+alerts too.
+
 A timer cannot write the table (Faust needs a current event to pick the partition), so the sweep
 remembers in memory which ``(user, last_event_id)`` already got a sweep alert. After a restart that
 memory is empty and a repeat alert may be sent: it carries the same ``alert_id`` (derived from the
@@ -28,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from schemas.event import MAX_TS_MS, MIN_TS_MS
+from training.sweep_rule import checkpoints, scored_elapsed
 from worker.core.alerts import alert_record, may_fire
 from worker.core.model_store import Model
 from worker.core.outcomes import CLOCK_GRACE_MS, clock_request, next_due, pending
@@ -56,6 +62,23 @@ class SweepClock:
             return None
         wall = self._wall()
         return min(self._newest_ms + int((wall - self._seen_at) * 1000), int(wall * 1000))
+
+
+def idle_mismatch(model: Model, idle_s: float) -> str | None:
+    """A warning when the model's churn threshold counted a sweep from another idle time.
+
+    Training replays the sweep from its assumed idle time (the manifest's first checkpoint); a
+    worker sweeping from another one sends more or fewer churn alerts than the budget allows.
+    """
+    rule = (model.manifest.get("threshold_rule") or {}).get("churn")
+    points = rule.get("sweep_checkpoints_seconds") if isinstance(rule, dict) else None
+    if not points or float(points[0]) == idle_s:
+        return None  # the same rule, or a model from before the sweep was counted
+    return (
+        f"CLICKSCORE_CHURN_IDLE_SECONDS={idle_s:g}, but model {model.version} set its churn "
+        f"threshold for a sweep from {float(points[0]):g} s of silence: its churn alerts will "
+        "not match the alert budget"
+    )
 
 
 @dataclass
@@ -138,10 +161,12 @@ class Sweep:
                 continue
             batch.append((user, state))
             if len(batch) >= self.batch_size:
-                _score(batch, self.now_ms, self.model, self.cfg, self._alerted, result)
+                _score(
+                    batch, self.now_ms, self.idle_ms, self.model, self.cfg, self._alerted, result
+                )
                 batch = []
         if batch:
-            _score(batch, self.now_ms, self.model, self.cfg, self._alerted, result)
+            _score(batch, self.now_ms, self.idle_ms, self.model, self.cfg, self._alerted, result)
         self.total.users += result.users
         self.total.rescored += result.rescored
         self.total.alerts += result.alerts
@@ -195,6 +220,7 @@ def sweep(
 def _score(
     batch: list[tuple[str, UserState]],
     now_ms: int,
+    idle_ms: int,
     model: Model,
     cfg: PipelineConfig,
     alerted: set[tuple[str, str]],
@@ -203,7 +229,10 @@ def _score(
     arrays = [state_arrays(s, model.state_spec, model.state_key)[0] for _, s in batch]
     stacked = {n: np.stack([a[n] for a in arrays]) for n in model.state_spec}  # (B, *shape)
     idle_s = np.array([(now_ms - (s.ctx.last_ts_ms or 0)) / 1000.0 for _, s in batch])  # (B,)
-    p_churn = model.scorer.churn(stacked, idle_s.astype(np.float32))  # (B,)
+    # Every user here is idle for at least the idle time, the first checkpoint: no NaN.
+    points = checkpoints(idle_ms / 1000.0, model.churn_seconds)
+    at = scored_elapsed(idle_s, points)  # (B,) the checkpoint each silence has reached
+    p_churn = model.scorer.churn(stacked, at.astype(np.float32))  # (B,)
     result.rescored += len(batch)
     threshold = model.thresholds["churn"]
     for j, ((user, state), p, idle) in enumerate(zip(batch, p_churn, idle_s, strict=True)):
@@ -224,7 +253,9 @@ def _score(
             model_version=model.version,
             key=cfg.pseudonym_key,
             idle_seconds=float(idle),
-            reasons=sweep_reasons(model.scorer, score, arrays[j], float(idle), state.ctx),
+            reasons=sweep_reasons(
+                model.scorer, score, arrays[j], float(idle), state.ctx, float(at[j])
+            ),
         )
         result.alerts.append(Emit("churn", doc["user_id"], doc, None))
         alerted.add((user, event_id))

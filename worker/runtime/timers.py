@@ -14,7 +14,7 @@ import msgspec
 
 from worker.core.control import control_record, resolve_record
 from worker.core.state import UserState, decode_state
-from worker.core.sweep import Sweep, SweepResult
+from worker.core.sweep import Sweep, SweepResult, idle_mismatch
 from worker.runtime.context import Runtime
 
 log = logging.getLogger("worker")
@@ -43,6 +43,8 @@ def add_model_poll(app: faust.App, rt: Runtime) -> None:
             metrics.set_model(model.version, model.featurizer_version, model.scorer.provider)
             metrics.set_expected_precision(model.version, model.manifest.get("threshold_rule", {}))
             log.info("model loaded: %s (hot swap)", model.version)
+            if note := idle_mismatch(model, rt.settings.churn_idle_seconds):
+                log.warning(note)
         else:
             log.error("model refused, still serving %s: %s", store.current.version, detail)
 
