@@ -3,7 +3,8 @@
 The data dir is a real filesystem that runs out: a 16 MiB tmpfs mounted where the worker keeps
 its RocksDB (we run as root). Once the worker is up a file fills the tmpfs, then events arrive:
 RocksDB cannot append to its write-ahead log, and the worker exits (70) without committing the
-batch, with one line naming the data dir. Once the file is removed, a restarted worker (same data
+batch, with one line naming the data dir; a worker started while it is still full exits (6) at
+once, before consuming, naming it too. Once the file is removed, a restarted worker (same data
 dir and group) gets the events again and scores every one.
 """
 
@@ -70,6 +71,17 @@ def test_a_full_data_dir_stops_the_commit_and_nothing_is_lost(
     log = worker.log_tail(20_000)
     assert code == 70, log
     assert f"the data dir {small_disk} is full" in log
+    assert _committed(kafka_bootstrap, group, topics["events_topic"]) < len(events)
+
+    # Started while still full: it stops before consuming, naming the data dir (before: Faust
+    # retried opening RocksDB for 60 s, then crashed with exit 1).
+    full = worker_factory.start(model, name="worker", ready=False, **settings)
+    try:
+        full.proc.wait(timeout=30)
+    finally:
+        code = full.stop()
+    assert code == 6, full.log_tail()
+    assert f"CLICKSCORE_DATA_DIR={small_disk} has no room" in full.log_tail()
     assert _committed(kafka_bootstrap, group, topics["events_topic"]) < len(events)
 
     filler.unlink()
