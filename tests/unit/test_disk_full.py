@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,10 @@ import pytest
 from worker.runtime.disk_full import is_disk_full, report
 
 # The text rocksdict raised when a 16 MiB tmpfs data dir was full (tests/faults/test_disk_full.py).
+NO_SPACE = os.strerror(errno.ENOSPC)
 ROCKSDB_ENOSPC = (
-    "IO error: No space left on device: While appending to file: "
-    "/data/v1/tables/user-state-0.db/000004.log: No space left on device"
+    f"IO error: {NO_SPACE}: While appending to file: "
+    f"/data/v1/tables/user-state-0.db/000004.log: {NO_SPACE}"
 )
 
 

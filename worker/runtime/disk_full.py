@@ -1,8 +1,8 @@
 """A full data dir (ENOSPC) is named in the log before the worker exits without committing.
 
 RocksDB reports a failed write as a plain ``Exception`` whose text holds the OS error ("IO error:
-No space left on device: While appending to file: <a file deep in the data dir>"); the poison
-strikes file raises ``OSError(ENOSPC)``. Either way the agent exits (70) without acking, so the
+<strerror(ENOSPC)>: While appending to file: <a file deep in the data dir>"); the poison strikes
+file raises ``OSError(ENOSPC)``. Either way the agent exits (70) without acking, so the
 batch comes back once there is room; this module adds the one line an operator needs: which
 volume to free or grow, and that nothing was committed.
 """
@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 from pathlib import Path
 
 log = logging.getLogger("worker")
-_ENOSPC_TEXT = "No space left on device"
+_ENOSPC_TEXT = os.strerror(errno.ENOSPC)  # what RocksDB puts in its message
 
 
 def is_disk_full(exc: BaseException) -> bool:
@@ -35,7 +36,7 @@ def report(exc: BaseException, data_dir: Path) -> None:
     """Log one critical line naming ``data_dir`` when ``exc`` is a full disk; else nothing."""
     if is_disk_full(exc):
         log.critical(
-            "the data dir %s is full (no space left on device): the state could not be written; "
+            "the data dir %s is full (ENOSPC): the state could not be written; "
             "exiting without committing the batch. Free or grow that volume and restart: the "
             "batch is redelivered and scored then",
             data_dir,
