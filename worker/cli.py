@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,8 @@ EXIT_BAD_SETTINGS = 2
 EXIT_BAD_MODEL = 3
 EXIT_BAD_KAFKA = 4
 EXIT_BAD_FAUST = 5  # the installed faust-streaming lacks a private name we rely on
+EXIT_DATA_DIR_FULL = 6
+ROOM_PROBE_BYTES = 1 << 20
 
 log = logging.getLogger("worker")
 
@@ -58,6 +61,8 @@ def run_worker(args: argparse.Namespace) -> int:
     configure(settings.log_level, settings.log_format)
     if not _make_data_dir(settings):
         return EXIT_BAD_SETTINGS
+    if not _has_room(settings):
+        return EXIT_DATA_DIR_FULL
     metrics = Metrics.create(CollectorRegistry())
     store = _open_model(settings, metrics)
     if store is None:
@@ -100,6 +105,31 @@ def _make_data_dir(settings: Settings) -> bool:
             file=sys.stderr,
         )
         return False
+    return True
+
+
+def _has_room(settings: Settings) -> bool:
+    """Write (and remove) a 1 MiB file: a full data dir is one line now, not a crash in a minute.
+
+    Faust retries opening RocksDB for 60 s when the volume is full, then crashes (exit 1) with a
+    traceback that names a MANIFEST file and a log line that says offsets were committed.
+    """
+    probe = settings.data_dir / ".room-probe"
+    try:
+        with probe.open("wb") as f:
+            f.write(bytes(ROOM_PROBE_BYTES))
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        print(
+            f"clickscore worker: CLICKSCORE_DATA_DIR={settings.data_dir} has no room for "
+            f"{ROOM_PROBE_BYTES >> 20} MiB ({exc.strerror}): free or grow that volume; "
+            "nothing was consumed",
+            file=sys.stderr,
+        )
+        return False
+    finally:
+        probe.unlink(missing_ok=True)
     return True
 
 

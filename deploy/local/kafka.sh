@@ -29,7 +29,7 @@ Usage: deploy/local/kafka.sh COMMAND [OPTIONS]
 Runs Apache Kafka $KAFKA_VERSION (KRaft) on 127.0.0.1 from jars fetched once from Maven Central.
 
 Commands:
-  start   [--brokers 1|3] [--dir DIR] [--security plaintext|sasl_ssl]
+  start   [--brokers 1|3] [--dir DIR] [--security plaintext|sasl_ssl] [--authorizer]
                                        format (first time) and start; prints KAFKA_BOOTSTRAP=... last.
                                        1: one combined broker+controller node (node 1).
                                        3: controller-only node 0 + brokers 1..3, replication 3,
@@ -43,6 +43,12 @@ Commands:
                                        time. Prints the client settings (KAFKA_SSL_CA_FILE,
                                        KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD, ...) before the
                                        bootstrap line; DIR/client.env holds them as CLICKSCORE_*.
+                                       --authorizer (with sasl_ssl, at first start): KRaft's
+                                       StandardAuthorizer; User:admin (password in DIR/secrets.env)
+                                       and the node's own PLAINTEXT controller listener
+                                       (User:ANONYMOUS, 127.0.0.1 only) are super users; the
+                                       client user may do nothing until ACLs grant it (kafka-acls,
+                                       or AdminClient.create_acls as admin).
   stop    [--dir DIR]                  SIGTERM, wait <= ${STOP_TIMEOUT} s, SIGKILL; brokers before the controller.
   status  [--dir DIR]                  one line per node; exit 0 when every node runs, 1 otherwise.
   kill    --node N [--dir DIR]         SIGKILL node N (a fault test's broker crash).
@@ -344,6 +350,13 @@ security_properties() {
   echo "ssl.truststore.location=$DIR/tls/truststore.p12"
   echo "ssl.truststore.password=$STORE_PASSWORD"
   echo "ssl.client.auth=none"
+  if [[ $AUTHORIZER == true ]]; then
+    # The combined node's broker reaches its controller over the PLAINTEXT controller listener
+    # (127.0.0.1), as User:ANONYMOUS: without it as a super user the node cannot register.
+    echo "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    echo "super.users=User:admin;User:ANONYMOUS"
+    echo "allow.everyone.if.no.acl.found=false"
+  fi
 }
 
 scram_args() {
@@ -421,8 +434,8 @@ configure() {
     wait "${pids[$i]}" || { cat "$DIR"/node-*/format.out >&2; die "formatting storage failed"; }
   done
   # Written last: a dir with cluster.env is a formatted, startable cluster.
-  printf 'BROKERS=%s\nNODES="%s"\nBROKER_NODES="%s"\nCLUSTER_ID=%s\nSECURITY=%s\n' \
-    "$BROKERS" "$NODES" "$BROKER_NODES" "$CLUSTER_ID" "$SECURITY" >"$DIR/cluster.env"
+  printf 'BROKERS=%s\nNODES="%s"\nBROKER_NODES="%s"\nCLUSTER_ID=%s\nSECURITY=%s\nAUTHORIZER=%s\n' \
+    "$BROKERS" "$NODES" "$BROKER_NODES" "$CLUSTER_ID" "$SECURITY" "$AUTHORIZER" >"$DIR/cluster.env"
 }
 
 # ---------------------------------------------------------------- node lifecycle
@@ -519,6 +532,7 @@ lock_dir() {
 load_env() {
   [[ -f $DIR/cluster.env ]] || die "no Kafka set up in $DIR (run: kafka.sh start --dir $DIR)"
   SECURITY=plaintext  # dirs set up before --security existed hold no SECURITY line
+  AUTHORIZER=false  # nor an AUTHORIZER line
   # shellcheck disable=SC1091
   source "$DIR/cluster.env"
 }
@@ -532,12 +546,14 @@ cmd_start() {
   PROBE_PY=$(probe_python)
   local started=$SECONDS node running="" down=""
   if [[ -f $DIR/cluster.env ]]; then
-    local want=$BROKERS want_security=$SECURITY
+    local want=$BROKERS want_security=$SECURITY want_authorizer=$AUTHORIZER
     load_env
     [[ -z $want || $want == "$BROKERS" ]] ||
       die "$DIR holds a $BROKERS-broker setup, not $want (use another --dir, or stop and rm -rf it)"
     [[ -z $want_security || $want_security == "$SECURITY" ]] ||
       die "$DIR holds a $SECURITY setup, not $want_security (use another --dir, or stop and rm -rf it)"
+    [[ -z $want_authorizer || $want_authorizer == "$AUTHORIZER" ]] ||
+      die "$DIR holds a setup with AUTHORIZER=$AUTHORIZER, not --authorizer (use another --dir)"
     for node in $NODES; do
       if node_pid "$node" >/dev/null; then running+=" $node"; else down+=" $node"; fi
     done
@@ -555,7 +571,7 @@ cmd_start() {
     done
     say "resuming the stopped $BROKERS-broker setup in $DIR"
   else
-    BROKERS=${BROKERS:-1} SECURITY=${SECURITY:-plaintext}
+    BROKERS=${BROKERS:-1} SECURITY=${SECURITY:-plaintext} AUTHORIZER=${AUTHORIZER:-false}
     rm -rf "${DIR:?}"/node-* "$DIR/bootstrap"
     configure
   fi
@@ -646,13 +662,14 @@ main() {
     exit 2
   }
   shift
-  DIR=$ROOT/var/kafka BROKERS="" NODE="" SECURITY=""
+  DIR=$ROOT/var/kafka BROKERS="" NODE="" SECURITY="" AUTHORIZER=""
   while (($#)); do
     case $1 in
       --dir) DIR=${2:?--dir needs a value}; shift 2 ;;
       --brokers) BROKERS=${2:?--brokers needs a value}; shift 2 ;;
       --node) NODE=${2:?--node needs a value}; shift 2 ;;
       --security) SECURITY=${2:?--security needs a value}; shift 2 ;;
+      --authorizer) AUTHORIZER=true; shift ;;
       -h | --help) usage; exit 0 ;;
       *) die "unknown option '$1' (see --help)" ;;
     esac
@@ -662,6 +679,8 @@ main() {
     die "--security must be plaintext or sasl_ssl, not '$SECURITY'"
   [[ $SECURITY != sasl_ssl || -z $BROKERS || $BROKERS == 1 ]] ||
     die "--security sasl_ssl runs one broker only (--brokers 1)"
+  [[ -z $AUTHORIZER || $SECURITY == sasl_ssl ]] ||
+    die "--authorizer needs --security sasl_ssl (ACLs name SASL users)"
   mkdir -p "$(dirname "$DIR")"
   DIR=$(cd "$(dirname "$DIR")" && pwd)/$(basename "$DIR")
   CMD=$cmd

@@ -3,8 +3,11 @@
 The worker scores over it with the right credentials; with a wrong password or a CA that does not
 sign the broker's certificate it stops at start, non-zero, with one line naming the cause. Secrets
 never reach its log or /metrics, no user id is a metric label, and with CLICKSCORE_PSEUDONYMIZE_KEY
-set no raw user id leaves on the alert (or score) topics. One broker and one scoring worker for the
-module; the two refused starts end within seconds.
+set no raw user id leaves on the alert (or score) topics. The broker runs KRaft's StandardAuthorizer
+(kafka.sh --authorizer): the worker's user is granted every operation on every topic and group,
+and one test denies it WRITE on an alerts topic (the worker stops before committing; after the
+grant a restarted worker delivers every alert). One broker for the module; the two refused starts
+end within seconds.
 """
 
 from __future__ import annotations
@@ -21,7 +24,16 @@ from pathlib import Path
 
 import certifi
 import pytest
-from confluent_kafka import Consumer, KafkaError
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka.admin import (
+    AclBinding,
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    ResourcePatternType,
+    ResourceType,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
 import schemas
@@ -51,13 +63,44 @@ class SecureKafka:
         """Client settings for confluent-kafka, read the way the tools read them."""
         return load_kafka(self.bootstrap, self.client_env).librdkafka()
 
+    def admin(self) -> AdminClient:
+        """An AdminClient as the super user ``admin`` (its password is only in secrets.env)."""
+        secrets = (self.state_dir / "secrets.env").read_text().splitlines()
+        password = dict(line.split("=", 1) for line in secrets)["ADMIN_PASSWORD"]
+        return AdminClient(
+            {**self.librdkafka(), "sasl.username": "admin", "sasl.password": password}
+        )
+
+
+def _acl(
+    kind: ResourceType, name: str, op: AclOperation, permission: AclPermissionType
+) -> AclBinding:
+    """One ACL for the worker's user, from any host."""
+    return AclBinding(
+        kind, name, ResourcePatternType.LITERAL, "User:clickscore", "*", op, permission
+    )
+
+
+def _grant_all(admin: AdminClient) -> None:
+    """The worker's user may do anything on every topic, group and the cluster (nothing else)."""
+    allow = AclPermissionType.ALLOW
+    acls = [
+        _acl(ResourceType.TOPIC, "*", AclOperation.ALL, allow),
+        _acl(ResourceType.GROUP, "*", AclOperation.ALL, allow),
+        _acl(ResourceType.BROKER, "kafka-cluster", AclOperation.ALL, allow),
+    ]
+    for future in admin.create_acls(acls).values():
+        future.result(timeout=30)
+
 
 @pytest.fixture(scope="module")
 def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureKafka]:
     state = tmp_path_factory.mktemp("kafka-sasl-ssl")
-    done = kafka_sh("start", "--security", "sasl_ssl", "--dir", str(state))
+    done = kafka_sh("start", "--security", "sasl_ssl", "--authorizer", "--dir", str(state))
     try:
-        yield SecureKafka(state, done.stdout)
+        kafka = SecureKafka(state, done.stdout)
+        _grant_all(kafka.admin())
+        yield kafka
     finally:
         kafka_sh("stop", "--dir", str(state))
 
@@ -216,3 +259,63 @@ def test_the_secured_broker_has_no_plaintext_way_in(secure: SecureKafka) -> None
     props = (secure.state_dir / "node-1" / "server.properties").read_text()
     assert "listeners=SASL_SSL://" in props and "PLAINTEXT://" not in props
     assert secure.password not in props  # the broker holds only SCRAM hashes of client passwords
+
+
+def _committed(secure: SecureKafka, group: str, topic: str) -> int:
+    consumer = Consumer({**secure.librdkafka(), "group.id": group})
+    try:
+        (tp,) = consumer.committed([TopicPartition(topic, 0)], timeout=10)
+        return int(tp.offset)  # negative: nothing committed
+    finally:
+        consumer.close()
+
+
+def test_an_alerts_topic_the_acls_deny_stops_the_commit_and_nothing_is_lost(
+    secure: SecureKafka, tmp_path: Path
+) -> None:
+    # The worker's user may not WRITE to the propensity alerts topic (a DENY beats the ALLOW on
+    # "*"). As for a refused send (test_refused_send.py): exit 70 before any commit covering the
+    # batch; once the ACL is fixed a restarted worker (same data dir and group) gets the events
+    # again and every user's alert arrives.
+    env = {**_env(secure, tmp_path), "CLICKSCORE_PARTITIONS": "1", "CLICKSCORE_SCORES_TOPIC": ""}
+    alerts, events_topic = env["CLICKSCORE_PROPENSITY_TOPIC"], env["CLICKSCORE_EVENTS_TOPIC"]
+    deny = _acl(ResourceType.TOPIC, alerts, AclOperation.WRITE, AclPermissionType.DENY)
+    admin = secure.admin()
+    admin.create_acls([deny])[deny].result(timeout=30)
+    events = make_events(10, users=5, seed=21, prefix="acl")
+    worker = WorkerProcess(env, tmp_path / "denied.log")
+    try:
+        worker.wait_ready()
+        produce(secure.bootstrap, events_topic, keyed(events), **secure.librdkafka())
+        worker.proc.wait(timeout=90)  # before the fix it ran on, having committed
+    finally:
+        code = worker.stop()
+    assert code == 70, worker.log_tail()
+    assert "TopicAuthorizationFailed" in worker.log_tail(20_000), worker.log_tail()
+    assert _committed(secure, env["CLICKSCORE_GROUP_ID"], events_topic) < len(events)
+
+    gone = AclBindingFilter(
+        ResourceType.TOPIC, alerts, ResourcePatternType.LITERAL, "User:clickscore", "*",
+        AclOperation.WRITE, AclPermissionType.DENY,
+    )  # fmt: skip
+    admin.delete_acls([gone])[gone].result(timeout=30)
+    time.sleep(1)  # every node applies ACL changes from the metadata log
+    again = WorkerProcess(env, tmp_path / "granted.log")
+    users = {e.user_id for e in events}
+    try:
+        again.wait_ready()
+        m = again.wait_metric(
+            lambda m: (
+                counter(m, "clickscore_events_scored_total")
+                + counter(m, "clickscore_events_duplicate_total")
+                >= len(events)
+            )
+        )
+        got = _consume(secure, alerts, len(users))
+    finally:
+        assert again.stop() == 0, again.log_tail()
+    assert {pseudo for pseudo in (json.loads(v)["user_id"] for _, v in got)} == {
+        hmac.new(PSEUDONYM_KEY.encode(), u.encode(), hashlib.sha256).hexdigest() for u in users
+    }
+    assert counter(m, "clickscore_alerts_emitted_total") >= len(users)
+    assert _committed(secure, env["CLICKSCORE_GROUP_ID"], events_topic) == len(events)

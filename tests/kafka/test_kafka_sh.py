@@ -109,6 +109,7 @@ def test_pinned_port_in_use_is_named(tmp_path: Path) -> None:
         (["start", "--bogus"], "unknown option '--bogus'"),
         (["frobnicate"], "unknown command 'frobnicate'"),
         (["kill", "--node", "1"], "no Kafka set up in"),
+        (["start", "--authorizer"], "--authorizer needs --security sasl_ssl"),
     ],
 )
 def test_usage_errors_are_named(tmp_path: Path, args: list[str], message: str) -> None:

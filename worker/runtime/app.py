@@ -41,7 +41,7 @@ from worker.core.model_store import ModelStore
 from worker.core.poison import settle
 from worker.core.state import decode_state, encode_state
 from worker.metrics import Metrics
-from worker.runtime import faust_private, preload, send_guard
+from worker.runtime import disk_full, faust_private, preload, send_guard
 from worker.runtime.context import Runtime
 from worker.runtime.health import add_health, web_options
 from worker.runtime.timers import add_churn_sweep, add_model_poll
@@ -148,6 +148,7 @@ def _add_agent(
             try:
                 _process(rt, table, events, outputs, batch)
             except Exception as exc:
+                disk_full.report(exc, settings.data_dir)
                 faust_private.exit_without_ack(exc)
 
 
