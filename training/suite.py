@@ -24,9 +24,8 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "full": {},
     "no linear start": {"linear_start": False},
     "no linear start, raw inputs (the previous model)": {
-        "linear_start": False, "standardise": False,
+        "linear_start": False, "standardise": False, "max_pos_weight": 10.0,
     },
-    "no aggregates": {"aggregates": False},
 }  # fmt: skip
 
 
