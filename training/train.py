@@ -77,6 +77,7 @@ PRESETS: dict[str, TrainConfig] = {
         burn_in=8,
         patience=1,
         baseline_grid=False,
+        linear_grid=(0.1,),
         min_steps_per_epoch=0,
     ),
 }
