@@ -10,6 +10,10 @@ Each head sees the GRU's state and, beside it, the current feature row (whose se
 the featurizer's running aggregates) through an MLP plus a wide linear path. A silent user's last
 feature row is the last row of its conv state, so the churn head needs no extra state.
 
+Inputs are standardised inside the model (mean/std buffers, set from training rows by
+training.warm_start), so the exported graphs take the featurizer's raw rows and a fresh user's
+conv state stays raw zeros.
+
 Because the convolution is causal (left padding K-1) and the GRU runs forward, stepping event by
 event with a zero initial state gives exactly the sequence form's outputs (invariant 1).
 """

@@ -22,6 +22,7 @@ DATA = ROOT.parent / "shared" / "data"
 # An ablation overrides TrainConfig or ModelConfig fields (training.pipeline.train_config).
 ABLATIONS: dict[str, dict[str, Any]] = {
     "full": {},
+    "linear start only (no epoch trained)": {"epochs": 0},
     "no linear start": {"linear_start": False},
     "no linear start, raw inputs (the previous model)": {
         "linear_start": False, "standardise": False, "max_pos_weight": 10.0,
@@ -46,7 +47,8 @@ CASES = (
          "taobao", ablations=tuple(ABLATIONS)),
     Case("cdnow", str(DATA / "cdnow" / "CDNOW_master.txt"), "cdnow"),
     Case("simulator", "sim:2000:21:7",
-         ablations=("full", "no linear start, raw inputs (the previous model)")),
+         ablations=("full", "linear start only (no epoch trained)",
+                    "no linear start, raw inputs (the previous model)")),
     Case("quick-demo", "sim:600:7:7", preset="quick"),
 )  # fmt: skip
 
