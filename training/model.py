@@ -10,6 +10,10 @@ Each head sees the GRU's state and, beside it, the current feature row (whose se
 the featurizer's running aggregates) through an MLP plus a wide linear path. A silent user's last
 feature row is the last row of its conv state, so the churn head needs no extra state.
 
+Inputs are standardised inside the model (mean/std buffers, set from training rows by
+training.warm_start), so the exported graphs take the featurizer's raw rows and a fresh user's
+conv state stays raw zeros.
+
 Because the convolution is causal (left padding K-1) and the GRU runs forward, stepping event by
 event with a zero initial state gives exactly the sequence form's outputs (invariant 1).
 """
@@ -39,6 +43,9 @@ class ModelConfig:
     # Ablation: zero the feature columns from ``aggregate_from`` on (the running aggregates).
     aggregates: bool = True
     aggregate_from: int = 32
+    # Standardise every input (feature columns and the churn head's log elapsed time) with the
+    # training rows' mean and std, held in buffers and exported inside the graphs.
+    standardise: bool = True
 
     def to_dict(self) -> dict[str, float | int | str]:
         """Plain dict (for JSON), with the cell type spelled out."""
@@ -84,6 +91,8 @@ class ClickModel(nn.Module):
     """Two-headed causal CNN+GRU over a user's feature rows."""
 
     input_mask: torch.Tensor  # (F,) 1 for the columns the network sees, a buffer
+    in_mean: torch.Tensor  # (F + 1,) feature columns, then log elapsed: identity until fitted
+    in_scale: torch.Tensor  # (F + 1,) 1 / std
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -106,37 +115,59 @@ class ClickModel(nn.Module):
         if not config.aggregates:
             mask[config.aggregate_from :] = 0.0
         self.register_buffer("input_mask", mask, persistent=False)
+        self.register_buffer("in_mean", torch.zeros(config.feature_dim + 1))
+        self.register_buffer("in_scale", torch.ones(config.feature_dim + 1))
+
+    @torch.no_grad()
+    def set_standardisation(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Use ``(v - mean) / std`` for the ``F`` columns and log elapsed (``F + 1`` each); a
+        constant column (std 0) is only centred. A no-op unless ``config.standardise``."""
+        if self.config.standardise:
+            self.in_mean.copy_(mean)
+            self.in_scale.copy_(torch.where(std > 1e-6, 1.0 / std.clamp(min=1e-6), 1.0))
 
     # -- heads ---------------------------------------------------------------------------
-    def _inputs(self, x: torch.Tensor) -> torch.Tensor:
-        """Feature rows ``(..., F)`` as the network sees them (aggregates zeroed if ablated)."""
+    def seen_rows(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw feature rows ``(..., F)`` as the network sees them: standardised (identity until
+        fitted), aggregates zeroed if ablated."""
+        f = self.config.feature_dim
+        if self.config.standardise:
+            x = (x - self.in_mean[:f]) * self.in_scale[:f]
         return x if self.config.aggregates else x * self.input_mask
 
     def propensity_logit(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Top-layer hidden ``(..., H)`` and feature row ``(..., F)`` -> propensity logit."""
         return self.propensity_head(h, x if self.config.side_inputs else None)
 
-    def churn_logit(self, h: torch.Tensor, x: torch.Tensor, elapsed: torch.Tensor) -> torch.Tensor:
-        """Hidden ``(..., H)``, the last feature row ``(..., F)``, elapsed seconds -> logit."""
+    def churn_side(self, x: torch.Tensor, elapsed: torch.Tensor) -> torch.Tensor:
+        """The churn head's side input: the seen feature row ``(..., F)`` (with side inputs) and
+        the (standardised) log elapsed time, last -> ``(..., F + 1)`` or ``(..., 1)``."""
         e = elapsed_transform(elapsed).unsqueeze(-1)  # (..., 1)
-        side = torch.cat([x, e], dim=-1) if self.config.side_inputs else e
-        return self.churn_mlp(h, side)
+        if self.config.standardise:
+            e = (e - self.in_mean[-1]) * self.in_scale[-1]
+        return torch.cat([x, e], dim=-1) if self.config.side_inputs else e
+
+    def churn_logit(self, h: torch.Tensor, x: torch.Tensor, elapsed: torch.Tensor) -> torch.Tensor:
+        """Hidden ``(..., H)``, the last seen feature row ``(..., F)``, elapsed seconds -> logit."""
+        return self.churn_mlp(h, self.churn_side(x, elapsed))
 
     # -- sequence form ---------------------------------------------------------------------
     def hidden_sequence(self, x: torch.Tensor) -> torch.Tensor:
-        """Feature rows ``(B, T, F)`` -> top-layer hidden state at every step ``(B, T, H)``."""
+        """Raw feature rows ``(B, T, F)`` -> top-layer hidden state at every step ``(B, T, H)``."""
         k = self.config.kernel_size
-        xt = x.transpose(1, 2)  # (B, F, T)
-        xt = nn.functional.pad(xt, (k - 1, 0))  # (B, F, T+K-1): causal, left padding only
-        c = torch.relu(self.conv(xt)).transpose(1, 2)  # (B, T, C)
+        # Causal: K-1 *raw* zero rows on the left, then the input transform -- the step form's
+        # fresh conv state is raw zeros too, so both forms see the same (standardised) padding.
+        xt = nn.functional.pad(x.transpose(1, 2), (k - 1, 0))  # (B, F, T+K-1)
+        seen = self.seen_rows(xt.transpose(1, 2)).transpose(1, 2)  # (B, F, T+K-1)
+        c = torch.relu(self.conv(seen)).transpose(1, 2)  # (B, T, C)
         out, _ = self.rnn(c)  # (B, T, H)
         return out
 
     def logits(self, x: torch.Tensor, elapsed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Sequence-form logits ``(B, T)`` each; training uses these (BCE-with-logits is stable)."""
-        x = self._inputs(x)  # (B, T, F)
         h = self.hidden_sequence(x)  # (B, T, H)
-        return self.propensity_logit(h, x), self.churn_logit(h, x, elapsed)
+        seen = self.seen_rows(x)  # (B, T, F)
+        return self.propensity_logit(h, seen), self.churn_logit(h, seen, elapsed)
 
     def forward(self, x: torch.Tensor, elapsed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Sequence form: ``x (B, T, F)``, ``elapsed (B, T)`` -> ``p_purchase, p_churn (B, T)``."""
@@ -154,7 +185,7 @@ class ClickModel(nn.Module):
         """One event per user: ``x (B, F)``, ``elapsed (B)``, ``conv_state (B, K-1, F)``,
         ``h_state (B, L, H)`` -> ``p_purchase (B)``, ``p_churn (B)``, new conv and hidden states."""
         window = torch.cat([conv_state, x.unsqueeze(1)], dim=1)  # (B, K, F), raw rows
-        seen = self._inputs(window)  # (B, K, F)
+        seen = self.seen_rows(window)  # (B, K, F)
         c = torch.relu(self.conv(seen.transpose(1, 2)))  # (B, C, 1)
         h0 = h_state.transpose(0, 1).contiguous()  # (L, B, H): GRU's own layout
         out, h1 = self.rnn(c.transpose(1, 2), h0)  # out (B, 1, H), h1 (L, B, H)
@@ -169,7 +200,7 @@ class ClickModel(nn.Module):
         """Churn head alone: ``h_state (B, L, H)``, ``elapsed (B)``, ``conv_state (B, K-1, F)``
         (its last row is the user's last event) -> ``p_churn (B)``."""
         top = h_state[:, -1, :]  # (B, H): the last layer's state is the top-layer output
-        last = self._inputs(conv_state[:, -1, :])  # (B, F)
+        last = self.seen_rows(conv_state[:, -1, :])  # (B, F)
         return torch.sigmoid(self.churn_logit(top, last, elapsed))
 
     def initial_state(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:

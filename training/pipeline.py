@@ -57,12 +57,17 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 
 def train_config(
-    preset: str, seed: int, max_users: int | None, model: dict[str, Any] | None = None
+    preset: str, seed: int, max_users: int | None, overrides: dict[str, Any] | None = None
 ) -> TrainConfig:
-    """The preset, with the seed, a user cap and model-shape overrides (ablations) applied."""
+    """The preset, with the seed, a user cap and overrides (ablations) applied: a key naming a
+    ``TrainConfig`` field sets it, any other key sets the ``ModelConfig`` field."""
     cfg = dataclasses.replace(PRESETS[preset], seed=seed)
     if max_users is not None:
         cfg = dataclasses.replace(cfg, max_users=max_users)
+    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    own = {k: v for k, v in (overrides or {}).items() if k in train_fields}
+    model = {k: v for k, v in (overrides or {}).items() if k not in train_fields}
+    cfg = dataclasses.replace(cfg, **own)
     if model:
         cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, **model))
     return cfg
@@ -162,11 +167,11 @@ def run_training(
     source: str = "",
     fmt: str = "generic",
     progress: bool = True,
-    model_overrides: dict[str, Any] | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train, evaluate against baselines, export; returns the manifest written to ``out_dir``."""
     started = time.monotonic()
-    cfg = train_config(preset, seed, max_users, model_overrides)
+    cfg = train_config(preset, seed, max_users, overrides)
     data = build_labels(
         events, propensity_seconds, churn_seconds, max_users=cfg.max_users, seed=seed
     )

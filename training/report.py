@@ -147,8 +147,10 @@ def write_report(
                 + ", ".join(f"{b} [{lo:+.3f}, {hi:+.3f}]" for b, (lo, hi) in deltas.items())
             )
     md += ["", "## Training", ""]
-    md += [f"- epoch {h['epoch']}: train loss {h['train_loss']}, "
-           f"validation loss {h['val_loss']}" for h in history]  # fmt: skip
+    md += [f"- epoch {h['epoch']}: train loss {h['train_loss']}, validation loss {h['val_loss']}"
+           if "train_loss" in h else
+           f"- start (linear, before training): validation loss {h['val_loss']}"
+           for h in history]  # fmt: skip
     md += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     md += ["", "Plots: " + ", ".join(f"`{p}`" for p in plots), ""]
     (out_dir / "report.md").write_text("\n".join(md), "utf-8")

@@ -19,12 +19,15 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
+# An ablation overrides TrainConfig or ModelConfig fields (training.pipeline.train_config).
 ABLATIONS: dict[str, dict[str, Any]] = {
     "full": {},
-    "no aggregates": {"aggregates": False},
-    "no side inputs": {"side_inputs": False},
-    "neither (the old model)": {"aggregates": False, "side_inputs": False},
-}
+    "linear start only (no epoch trained)": {"epochs": 0},
+    "no linear start": {"linear_start": False},
+    "no linear start, raw inputs (the previous model)": {
+        "linear_start": False, "standardise": False, "max_pos_weight": 10.0,
+    },
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,9 @@ CASES = (
     Case("taobao-9d", str(DATA / "taobao-userbehavior" / "UserBehavior_9days_500users.csv"),
          "taobao", ablations=tuple(ABLATIONS)),
     Case("cdnow", str(DATA / "cdnow" / "CDNOW_master.txt"), "cdnow"),
-    Case("simulator", "sim:2000:21:7", ablations=("full", "neither (the old model)")),
+    Case("simulator", "sim:2000:21:7",
+         ablations=("full", "linear start only (no epoch trained)",
+                    "no linear start, raw inputs (the previous model)")),
     Case("quick-demo", "sim:600:7:7", preset="quick"),
 )  # fmt: skip
 
@@ -78,7 +83,7 @@ def run_case(case: Case, out: Path, progress: bool) -> list[dict[str, Any]]:
         manifest = run_training(
             events, where, propensity_seconds=h,
             churn_seconds=d, preset=case.preset, source=case.events, fmt=case.fmt,
-            progress=progress, model_overrides=ABLATIONS[ablation],
+            progress=progress, overrides=ABLATIONS[ablation],
         )  # fmt: skip
         seconds = time.monotonic() - began
         metrics = json.loads((where / "report" / "metrics.json").read_text())
@@ -96,8 +101,9 @@ def run_case(case: Case, out: Path, progress: bool) -> list[dict[str, Any]]:
 
 
 def _slug(ablation: str) -> str:
-    """'no side inputs' -> 'no-side-inputs', 'neither (the old model)' -> 'neither'."""
-    return ablation.split(" (")[0].replace(" ", "-")
+    """'no aggregates' -> 'no-aggregates', 'no linear start, raw inputs (...)' ->
+    'no-linear-start-raw-inputs'."""
+    return ablation.split(" (")[0].replace(",", "").replace(" ", "-")
 
 
 def _pick(m: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,11 @@
-"""Fit the CNN+RNN on labelled users: multi-task BCE, Adam, early stopping, then calibration.
+"""Fit the CNN+RNN on labelled users: multi-task BCE, AdamW, early stopping, then calibration.
 
-Both heads are trained with BCE; a skewed head gets a mild positive-class weight (sqrt of the
-negative/positive ratio, capped), which helps ranking but biases the probabilities, so after
+Training starts from a logistic regression (training.warm_start): inputs standardised on training
+rows, each head's wide path fitted as the linear model, the deep part's last layer at zero; its
+validation loss is the first to beat, so early stopping keeps the linear start unless training
+improves on it. Both heads use plain BCE by default (``max_pos_weight`` 1): a positive-class
+weight would pull the network away from the unweighted linear start in its first updates (on
+nine-day Taobao validation loss rose from the start with the weight and fell without it). After
 training each head is Platt-scaled on validation rows and the scaling is folded into its last
 linear layer -- the exported graphs then emit calibrated probabilities with no extra op.
 """
@@ -24,6 +28,7 @@ from tqdm import tqdm
 from training.labels import TRAIN, VALID, LabelError, LabelledData, UserRows
 from training.model import ClickModel, ModelConfig
 from training.sequences import Batch, Window, augment, full_batches, make_batch, windows_for
+from training.warm_start import fit_standardisation, start_from_linear
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,8 @@ class TrainConfig:
     patience: int = 2
     seed: int = 0
     max_users: int | None = None  # subsample users (seeded) before training: quick presets
-    max_pos_weight: float = 10.0
+    # Cap of the positive-class weight sqrt(neg/pos); 1 = unweighted BCE, like the linear start.
+    max_pos_weight: float = 1.0
     threads: int = 2
     # Small data sets give few windows: an epoch repeats them (fresh shuffles) until it has at
     # least this many updates, so a 500-user file is not stopped after a hundred steps.
@@ -47,6 +53,12 @@ class TrainConfig:
     baseline_grid: bool = True  # tune baselines on a small grid (off in the test preset)
     alert_budget: float = 0.05  # operating point: share of active users alerted per head per day
     precision_floor: float | None = None  # optionally raise the threshold to this precision
+    # Start each head's wide path as a logistic regression on the standardised side inputs (C
+    # chosen on validation from ``linear_grid``), the deep part's last layer at zero.
+    linear_start: bool = True
+    linear_grid: tuple[float, ...] = (0.01, 0.1, 1.0)
+    freeze_wide_epochs: int = 0  # the wide path is not trained for this many first epochs
+    weight_decay: float = 0.0  # AdamW, on the deep part only (the wide path is not pulled to 0)
 
 
 PRESETS: dict[str, TrainConfig] = {
@@ -65,6 +77,7 @@ PRESETS: dict[str, TrainConfig] = {
         burn_in=8,
         patience=1,
         baseline_grid=False,
+        linear_grid=(0.1,),
         min_steps_per_epoch=0,
     ),
 }
@@ -148,10 +161,27 @@ def fit(
         _pos_weight(users, "churn", cfg.max_pos_weight),
     )
     model = ClickModel(cfg.model)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    best, best_loss, bad_epochs, history = copy.deepcopy(model.state_dict()), math.inf, 0, []
+    fit_standardisation(model, users, augment(users, data.churn_ms, data.split.end_ms, np_rng))
+    history: list[dict] = []
+    best, best_loss, bad_epochs = copy.deepcopy(model.state_dict()), math.inf, 0
+    if cfg.linear_start:
+        chosen_c = start_from_linear(
+            model, users, cfg.seed, data.churn_ms, data.split.end_ms, cfg.linear_grid
+        )
+        best_loss = validation_loss(model, data, val_w)  # the linear start is the one to beat
+        best = copy.deepcopy(model.state_dict())
+        history.append({"epoch": 0, "val_loss": round(best_loss, 5), "linear_start": chosen_c})
+        tqdm.write(f"linear start: validation loss {best_loss:.4f} ({chosen_c})", sys.stderr)
+    wide = [p for n, p in model.named_parameters() if ".wide." in n]
+    deep = [p for n, p in model.named_parameters() if ".wide." not in n]
+    opt = torch.optim.AdamW(
+        [{"params": deep, "weight_decay": cfg.weight_decay}, {"params": wide, "weight_decay": 0.0}],
+        lr=cfg.lr,
+    )
     for epoch in range(1, cfg.epochs + 1):
         model.train()
+        for p in wide:
+            p.requires_grad_(epoch > cfg.freeze_wide_epochs)
         churn_rows = augment(users, data.churn_ms, data.split.end_ms, np_rng)
         bar = tqdm(_batches(train_w, cfg.batch_size, py_rng, cfg.min_steps_per_epoch),
                    desc=f"epoch {epoch}",

@@ -22,6 +22,7 @@ VARIANTS = {
     "layers1": {"num_layers": 1, "dropout": 0.1},
     "layers2": {"num_layers": 2},
     "no_side_no_aggregates": {"side_inputs": False, "aggregates": False},
+    "standardised": {},  # fitted input mean/std: a fresh conv state's raw zeros are not 0 inside
 }
 
 
@@ -30,6 +31,9 @@ def artifact(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     torch.manual_seed(1234 + len(request.param))
     cfg = ModelConfig(conv_channels=8, kernel_size=3, hidden_size=12, **VARIANTS[request.param])
     model = ClickModel(cfg).eval()
+    if request.param == "standardised":
+        f1 = cfg.feature_dim + 1
+        model.set_standardisation(torch.randn(f1), torch.rand(f1) * 2 + 0.1)
     out = tmp_path_factory.mktemp(f"artifact_{request.param}")
     manifest = write_artifact(
         model,
