@@ -132,10 +132,13 @@ say "5/6 replaying $N_EVENTS events at $RATE events/s; 6/6 alerts arriving live 
 WATCH_PID=$!
 "$PY" -m worker replay "$EVENTS" --rate "$RATE" --quiet >"$VAR/replay.log" 2>&1 && replay_status=0 ||
   replay_status=$?
-# Let the worker catch up (every replayed event consumed), so the view shows the last alerts too.
+# Let the worker catch up (every replayed event scored or dead-lettered; the events topic also
+# carries the sweep's control records, so "consumed" alone can run ahead), so the view shows the
+# last alerts too.
 for ((i = 0; i < 60; i++)); do
-  consumed=$(curl -sf "$URL/metrics" | awk '$1 == "clickscore_events_consumed_total" {print int($2)}' || true)
-  [[ ${consumed:-0} -ge $N_EVENTS ]] && break
+  done_n=$(curl -sf "$URL/metrics" |
+    awk '$1 ~ /^clickscore_events_(scored|dead_lettered)_total/ {s += $2} END {printf "%d", s}' || true)
+  [[ ${done_n:-0} -ge $N_EVENTS ]] && break
   sleep 0.5
 done
 sleep 2 # one more sweep after the last event, and its alerts to the view
@@ -146,7 +149,7 @@ cat "$VAR/replay.log"
 
 say "metrics (from $URL/metrics)"
 curl -sf "$URL/metrics" >"$VAR/metrics.txt" || true
-grep -E '^clickscore_(events_consumed_total|events_scored_total|events_dead_lettered_total|alerts_emitted_total|users_in_state|end_to_end_latency_seconds_(count|sum))(\{[^}]*\})? ' "$VAR/metrics.txt" || true
+grep -E '^clickscore_(events_consumed_total|control_records_total|events_scored_total|events_dead_lettered_total|alerts_emitted_total|users_in_state|end_to_end_latency_seconds_(count|sum))(\{[^}]*\})? ' "$VAR/metrics.txt" || true
 
 # The closing summary: per head, alerts sent, share of users alerted, share of active user-days
 # alerted beside what training expected, and the model's test ROC-AUC beside its best baseline's;
@@ -156,7 +159,7 @@ metric() { awk -v n="$1" '$1 == n || index($1, n "{") == 1 {s += $2} END {printf
 "$PY" -m training.verdict --heads "$MODEL" >"$VAR/heads.txt"
 USERS_SEEN=$(metric clickscore_users_in_state)
 say "summary"
-echo "events: $(metric clickscore_events_consumed_total) consumed, $(metric clickscore_events_scored_total) scored, $(metric clickscore_events_dead_lettered_total) dead letters; $USERS_SEEN users"
+echo "events: $(metric clickscore_events_consumed_total) records consumed ($(metric clickscore_control_records_total) of them the sweep's control records), $(metric clickscore_events_scored_total) events scored, $(metric clickscore_events_dead_lettered_total) dead letters; $USERS_SEEN users"
 # Each user's first event id (the simulator writes events in time order): an alert on it was
 # decided from one event of history, which says more about the threshold than about the user.
 awk -F, 'NR > 1 && !($2 in seen) {seen[$2] = 1; print $1}' "$EVENTS" >"$VAR/first-events.txt"
