@@ -86,7 +86,15 @@ def test_cuda_device_runs_or_fails_clearly(tmp_path: Path, capsys: pytest.Captur
 @pytest.mark.parametrize(
     ("name", "cases"),
     [
-        ("state", {"encoded state", "recurrent tensors alone", "dict of encoded states"}),
+        (
+            "state",
+            {
+                "encoded state",
+                "decode + encode",
+                "recurrent tensors alone",
+                "dict of encoded states",
+            },
+        ),
         (
             "sweep",
             {
